@@ -1,0 +1,28 @@
+# lossgeom: loss-landscape geometry of the report's MLP on MNIST, reproduced end to end.
+# snakemake all                             everything (default config: the report's setup)
+# snakemake results/figures/<name>.png      one figure and what it needs
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/curvature.smk"
+include: "workflow/rules/landscape.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        TABLES,
+        expand("results/figures/{name}.{ext}", name=FIGURES, ext=["png", "pdf"]),
+        expand("results/notebooks/{name}.{ext}", name=FIGURES, ext=["ipynb", "html"]),
+        "results/index.html",
+    default_target: True

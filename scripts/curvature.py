@@ -1,0 +1,72 @@
+"""Top-k Hessian eigenvalues and the Hessian trace at one checkpoint."""
+
+import argparse
+import logging
+import math
+import sys
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from lossgeom import hessian
+from lossgeom.provenance import provenance, save_torch, write_table
+from lossgeom.runs import add_common_arguments, load_weights, setup, subset_batches
+
+COLUMNS = ["experiment", "seed", "epoch", "quantity", "value", "stderr", "n_hvp", "seconds"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_arguments(parser)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--subset", type=int, required=True, help="training samples used")
+    parser.add_argument("--subset-seed", type=int, required=True)
+    parser.add_argument("--chunk-size", type=int, required=True)
+    parser.add_argument("--top-k", type=int, required=True)
+    parser.add_argument("--method", choices=["lanczos", "power"], required=True)
+    parser.add_argument("--tol", type=float, required=True)
+    parser.add_argument("--trace-method", choices=["hutchpp", "hutchinson"], required=True)
+    parser.add_argument("--trace-matvecs", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True, help="seeds the estimators")
+    parser.add_argument("--output", required=True, help="CSV to write")
+    parser.add_argument("--vectors", required=True, help="eigenvector file to write")
+    args = parser.parse_args()
+    if args.top_k < 1 or args.trace_matvecs < 2 or args.chunk_size < 1:
+        parser.error("top-k >= 1, trace-matvecs >= 2 and chunk-size >= 1 are required")
+    device, data = setup(args)
+    model, meta = load_weights(args.weights, device)
+    base = {"experiment": meta["experiment"], "seed": meta["seed"], "epoch": meta["epoch"]}
+    rows = []
+    quantities = [f"eig{i + 1}" for i in range(args.top_k)] + ["trace"]
+    if model is None:
+        logging.warning("%s: the run diverged before this epoch; writing NaN", args.weights)
+        rows = [{**base, "quantity": q, "value": math.nan, "stderr": math.nan, "n_hvp": 0,
+                 "seconds": 0.0} for q in quantities]
+        vectors = None
+    else:
+        batches = subset_batches(data, args.subset, args.subset_seed, args.chunk_size)
+        eig = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=args.top_k, tol=args.tol,
+                                      method=args.method, seed=args.seed)
+        logging.info("eigenvalues %s (%d HVPs, %.1fs, converged=%s)", eig.values.tolist(),
+                     eig.n_hvp, eig.seconds, eig.converged)
+        for i, value in enumerate(eig.values.tolist()):
+            rows.append({**base, "quantity": f"eig{i + 1}", "value": value, "stderr": math.nan,
+                         "n_hvp": eig.n_hvp, "seconds": eig.seconds})
+        tr = hessian.trace(model, F.cross_entropy, batches, n_matvecs=args.trace_matvecs,
+                           method=args.trace_method, seed=args.seed)
+        logging.info("trace %.4g +- %.2g (%d HVPs, %.1fs)", tr.estimate, tr.stderr, tr.n_hvp, tr.seconds)
+        rows.append({**base, "quantity": "trace", "value": tr.estimate, "stderr": tr.stderr,
+                     "n_hvp": tr.n_hvp, "seconds": tr.seconds})
+        vectors = eig.vectors.float().cpu()
+    config = {k: v for k, v in vars(args).items() if k not in ("output", "vectors", "weights")}
+    record = provenance(config=config, device=device, weights=args.weights,
+                        weights_config_hash=meta.get("config_hash"))
+    save_torch({"vectors": vectors, "values": None if vectors is None else eig.values,
+                **base, "provenance": record}, args.vectors)
+    write_table(pd.DataFrame(rows, columns=COLUMNS), args.output, record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

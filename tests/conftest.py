@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny synthetic MNIST in the original IDX/gzip format, and repo paths."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_MIRROR = Path(os.environ.get("LOSSGEOM_TEST_REAL_MIRROR", REPO.parent / "shared" / "data" / "mnist" / "raw"))
+
+torch.set_default_dtype(torch.float32)
+
+
+def _idx_images(images: np.ndarray) -> bytes:
+    n, rows, cols = images.shape
+    return struct.pack(">IIII", 0x00000803, n, rows, cols) + images.astype(np.uint8).tobytes()
+
+
+def _idx_labels(labels: np.ndarray) -> bytes:
+    return struct.pack(">II", 0x00000801, labels.shape[0]) + labels.astype(np.uint8).tobytes()
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake digits: each class lights a different 7x7 block, plus noise.
+
+    Blocks are faint against strong noise so that a small MLP needs a few epochs and the
+    loss (and so the Hessian) stays away from zero.
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 160, (n, 28, 28))
+    for i, label in enumerate(labels):
+        r, c = divmod(int(label), 4)
+        images[i, 7 * r : 7 * r + 7, 7 * c : 7 * c + 7] += 40
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+def write_synthetic_mirror(folder: Path, n_train: int = 600, n_test: int = 200) -> dict[str, str]:
+    """Write the four MNIST .gz files with synthetic content; return their MD5s."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train = synthetic_digits(n_train, 0)
+    test = synthetic_digits(n_test, 1)
+    payloads = {
+        "train-images-idx3-ubyte.gz": _idx_images(train[0]),
+        "train-labels-idx1-ubyte.gz": _idx_labels(train[1]),
+        "t10k-images-idx3-ubyte.gz": _idx_images(test[0]),
+        "t10k-labels-idx1-ubyte.gz": _idx_labels(test[1]),
+    }
+    checksums = {}
+    for name, payload in payloads.items():
+        blob = gzip.compress(payload, mtime=0)
+        (folder / name).write_bytes(blob)
+        checksums[name] = hashlib.md5(blob).hexdigest()
+    return checksums
+
+
+@pytest.fixture(scope="session")
+def synthetic_mirror(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    folder = tmp_path_factory.mktemp("mirror")
+    return folder, write_synthetic_mirror(folder)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory, synthetic_mirror):
+    """The synthetic mirror prepared through the real pipeline path and loaded."""
+    from lossgeom.data import load_mnist, prepare_mnist
+
+    folder, checksums = synthetic_mirror
+    root = tmp_path_factory.mktemp("prepared")
+    prepare_mnist(root, root / "mnist.pt", mirror=folder, checksums=checksums)
+    return load_mnist(root / "mnist.pt", 0.1307, 0.3081)

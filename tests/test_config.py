@@ -1,0 +1,75 @@
+"""The configuration schema: defaults filled, bad configurations rejected with the key named."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from tests.conftest import REPO
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load(Path(REPO / name).read_text())
+
+
+def test_default_config_validates_and_defaults_are_filled():
+    config = load("config/config.yaml")
+    validate(config, SCHEMA)
+    assert config["curvature"]["chunk_size"] == 1000
+    assert config["experiments"]["report_mlp"]["optimizer"] == {
+        "name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "nesterov": False}
+    assert config["experiments"]["report_mlp"]["epochs"] == 5
+    assert config["landscape"]["resolution"] == 41 and config["landscape"]["span"] == 1.0
+
+
+def test_minimal_config_gets_the_reports_setup():
+    config = {"experiments": {"x": {}}}
+    validate(config, SCHEMA)
+    experiment = config["experiments"]["x"]
+    assert experiment["model"]["hidden"] == [512] and experiment["model"]["activation"] == "relu"
+    assert experiment["batch_size"] == 128 and config["seeds"] == [0, 1, 2]
+
+
+def test_presets_validate():
+    for preset in ("smoke", "full"):
+        config = load("config/config.yaml")
+        for key, value in load(f"config/presets/{preset}.yaml").items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+        validate(config, SCHEMA)
+
+
+def bad(path: list, value):
+    config = copy.deepcopy(load("config/config.yaml"))
+    node = config
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "path,value,key",
+    [
+        (["experiments", "report_mlp", "optimizer", "lr"], -0.1, "lr"),
+        (["experiments", "report_mlp", "model", "name"], "transformer", "name"),
+        (["experiments", "report_mlp", "epochs"], "five", "epochs"),
+        (["experiments", "report_mlp", "batch_size"], 12.5, "batch_size"),
+        (["seeds"], "0,1,2", "seeds"),
+        (["curvature", "top_k"], 0, "top_k"),
+        (["curvature", "method"], "arnoldi", "method"),
+        (["landscape", "directions"], ["diagonal"], "directions"),
+        (["data", "normalize", "std"], 0, "std"),
+        (["curvature", "subseet"], 10, "subseet"),
+    ],
+)
+def test_bad_configs_name_the_key(path, value, key):
+    with pytest.raises(WorkflowError) as error:
+        validate(bad(path, value), SCHEMA)
+    assert key in str(error.value)

@@ -1,0 +1,110 @@
+"""Directions (report's and filter-normalised) and batched slice evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lossgeom.directions import filter_norms, filter_normalized_direction, random_direction
+from lossgeom.landscape import evaluate_slice, evaluate_slice_reference, grid_1d, grid_2d
+from lossgeom.models import build_model, flat_parameters
+from lossgeom.training import evaluate
+
+
+@pytest.fixture
+def mlp():
+    torch.manual_seed(0)
+    return build_model({"name": "mlp", "input_dim": 20, "hidden": [16, 8], "num_classes": 5})
+
+
+def test_filter_normalised_direction_has_the_weights_filter_norms(mlp):
+    d = filter_normalized_direction(mlp, seed=3)
+    weights = flat_parameters(mlp)
+    for d_norm, w_norm in zip(filter_norms(mlp, d), filter_norms(mlp, weights), strict=True):
+        torch.testing.assert_close(d_norm, w_norm, rtol=1e-5, atol=0)
+    offset = 0
+    for p in mlp.parameters():  # biases are ignored (zero) by default
+        if p.ndim == 1:
+            assert torch.count_nonzero(d[offset : offset + p.numel()]) == 0
+        offset += p.numel()
+    with_bias = filter_normalized_direction(mlp, seed=3, include_bias=True)
+    assert torch.count_nonzero(with_bias) == with_bias.numel()
+
+
+def test_filter_normalisation_covers_convolution_filters():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+    d = filter_normalized_direction(model, seed=0)
+    conv_weight = model[0].weight.detach()
+    d_conv = d[: conv_weight.numel()].view_as(conv_weight)
+    torch.testing.assert_close(d_conv.flatten(1).norm(dim=1), conv_weight.flatten(1).norm(dim=1))
+
+
+def test_random_direction_is_reproducible_and_tensorwise_unit(mlp):
+    d = random_direction(mlp, seed=5)
+    assert torch.equal(d, random_direction(mlp, seed=5))
+    assert not torch.equal(d, random_direction(mlp, seed=6))
+    offset = 0
+    for p in mlp.parameters():
+        assert float(d[offset : offset + p.numel()].norm()) == pytest.approx(1.0, rel=1e-5)
+        offset += p.numel()
+
+
+def test_grids():
+    assert grid_1d(5, 2.0).tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    g = grid_2d(3, 1.0)
+    assert g.shape == (9, 2) and g[4].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="at least 2"):
+        grid_1d(1, 1.0)
+    with pytest.raises(ValueError, match="span"):
+        grid_2d(3, -1.0)
+
+
+@pytest.mark.parametrize("residual,norm", [(False, "none"), (True, "layernorm"), (False, "batchnorm")])
+def test_fast_slice_matches_per_point_loop(residual, norm):
+    torch.manual_seed(1)
+    model = build_model({"name": "mlp", "input_dim": 30, "hidden": [24, 24], "num_classes": 4,
+                         "residual": residual, "norm": norm})
+    x, y = torch.randn(333, 30), torch.randint(0, 4, (333,))
+    if norm == "batchnorm":
+        model.train()
+        model(x)
+    model.train()
+    directions = [filter_normalized_direction(model, 0), random_direction(model, 1)]
+    points = grid_2d(7, 1.0)
+    before = flat_parameters(model)
+    loss, acc = evaluate_slice(model, directions, points, x, y, chunk_size=100)
+    ref_loss, ref_acc = evaluate_slice_reference(model, directions, points, x, y)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acc, ref_acc, atol=1e-9)
+    assert torch.equal(flat_parameters(model), before) and model.training
+    centre = evaluate(model, x, y)
+    assert loss[24] == pytest.approx(centre[0], rel=1e-5) and acc[24] == pytest.approx(centre[1])
+
+
+def test_generic_models_use_the_per_point_path():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.randn(50, 12), torch.randint(0, 3, (50,))
+    directions = [random_direction(model, 0)]
+    points = grid_1d(5, 0.5)[:, None]
+    loss, _ = evaluate_slice(model, directions, points, x, y)
+    ref, _ = evaluate_slice_reference(model, directions, points, x, y)
+    np.testing.assert_allclose(loss, ref, rtol=1e-5)
+
+
+def test_slice_along_a_quadratic_direction_has_the_hessian_curvature():
+    """Along a unit eigenvector u, L(theta + c u) ~ L + c^2 lambda / 2 near c = 0."""
+    from lossgeom import hessian
+
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp", "input_dim": 6, "hidden": [5], "num_classes": 3}).double()
+    x, y = torch.randn(64, 6, dtype=torch.float64), torch.randint(0, 3, (64,))
+    top = hessian.top_eigenvalues(model, F.cross_entropy, [(x, y)], k=1, tol=1e-8)
+    h = 1e-3
+    loss, _ = evaluate_slice(model, [top.vectors[0]], np.array([[-h], [0.0], [h]]), x, y)
+    second_difference = (loss[0] - 2 * loss[1] + loss[2]) / h**2
+    assert second_difference == pytest.approx(float(top.values[0]), rel=1e-3)

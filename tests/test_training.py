@@ -1,0 +1,115 @@
+"""Training: kill-and-resume gives bitwise-equal weights; divergence is recorded; real MNIST."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from lossgeom.data import load_mnist, prepare_mnist
+from lossgeom.runs import load_weights
+from lossgeom.training import train
+from tests.conftest import REAL_MIRROR, REPO
+
+SPEC = {
+    "model": {"name": "mlp", "hidden": [32], "activation": "relu"},
+    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+    "epochs": 3,
+    "batch_size": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, synthetic_mirror):
+    folder, checksums = synthetic_mirror
+    root = tmp_path_factory.mktemp("train_data")
+    prepare_mnist(root, root / "mnist.pt", mirror=folder, checksums=checksums)
+    return root / "mnist.pt"
+
+
+def run_script(tmp_path, data, name, spec=SPEC, crash_after=None):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("LOSSGEOM_CRASH_AFTER_EPOCH", None)
+    if crash_after is not None:
+        env["LOSSGEOM_CRASH_AFTER_EPOCH"] = str(crash_after)
+    out = tmp_path / name
+    command = [
+        sys.executable, str(REPO / "scripts" / "train.py"), "--data", str(data), "--mean", "0.1307",
+        "--std", "0.3081", "--device", "cpu", "--threads", "1", "--experiment", "e", "--seed", "7",
+        "--spec", json.dumps(spec), "--checkpoint-dir", str(out / "checkpoints"),
+        "--metrics", str(out / "metrics.csv"), "--weights-dir", str(out / "weights"),
+        "--run-info", str(out / "run.json"), "--no-progress",
+    ]
+    return subprocess.run(command, capture_output=True, text=True, env=env), out
+
+
+def test_kill_and_resume_gives_bitwise_equal_weights(tmp_path, prepared):
+    reference, ref_out = run_script(tmp_path, prepared, "uninterrupted")
+    assert reference.returncode == 0, reference.stderr
+    killed, out = run_script(tmp_path, prepared, "interrupted", crash_after=1)
+    assert killed.returncode == 137  # died right after the epoch-1 checkpoint
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["epoch000.pt", "epoch001.pt"]
+    assert not (out / "metrics.csv").exists()
+    resumed, out = run_script(tmp_path, prepared, "interrupted")
+    assert resumed.returncode == 0, resumed.stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["resumed_from"] == 1 and info["status"] == "completed"
+    for epoch in range(SPEC["epochs"] + 1):
+        a = torch.load(ref_out / "weights" / f"epoch{epoch}.pt", weights_only=True)["state_dict"]
+        b = torch.load(out / "weights" / f"epoch{epoch}.pt", weights_only=True)["state_dict"]
+        for key in a:
+            assert torch.equal(a[key], b[key]), (epoch, key)
+    pd.testing.assert_frame_equal(pd.read_csv(ref_out / "metrics.csv"), pd.read_csv(out / "metrics.csv"))
+
+
+def test_metrics_table_has_every_epoch_and_split(tmp_path, prepared):
+    result, out = run_script(tmp_path, prepared, "metrics")
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out / "metrics.csv")
+    assert list(frame.columns) == ["experiment", "seed", "epoch", "split", "metric", "value"]
+    for epoch in range(SPEC["epochs"] + 1):
+        rows = frame[frame.epoch == epoch]
+        assert {("train", "loss"), ("train", "accuracy"), ("test", "loss"), ("test", "accuracy")} <= set(
+            zip(rows.split, rows.metric, strict=True))
+        if epoch > 0:
+            assert "running_loss" in set(rows.metric)
+    final_test = frame[(frame.epoch == 3) & (frame.split == "test") & (frame.metric == "accuracy")].value
+    assert float(final_test.iloc[0]) > 0.9  # the synthetic digits are easy
+    meta = json.loads((out / "metrics.csv.meta.json").read_text())
+    assert meta["config"] == SPEC and meta["seed"] == 7 and "git_commit" in meta and "device" in meta
+
+
+def test_divergence_is_recorded_not_raised(tmp_path, prepared):
+    spec = {**SPEC, "optimizer": {"name": "sgd", "lr": 1e6, "momentum": 0.9}}
+    result, out = run_script(tmp_path, prepared, "diverged", spec=spec)
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "diverged" and info["diverged_epoch"] == 1
+    model, meta = load_weights(out / "weights" / "epoch3.pt")
+    assert model is None and meta["status"] == "diverged"
+    assert load_weights(out / "weights" / "epoch0.pt")[0] is not None
+    frame = pd.read_csv(out / "metrics.csv")
+    assert ((frame.metric == "diverged") & (frame.epoch == 1)).any()
+
+
+def test_changed_configuration_never_resumes_foreign_state(tmp_path, synthetic_data):
+    train(SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False)
+    with pytest.raises(RuntimeError, match="another configuration"):
+        train(SPEC | {"epochs": 2}, synthetic_data, 0, tmp_path, progress=False)
+
+
+@pytest.mark.mnist
+@pytest.mark.skipif(not REAL_MIRROR.is_dir(), reason="the real MNIST mirror is not present")
+def test_one_epoch_on_real_mnist_reaches_93_percent(tmp_path):
+    prepare_mnist(tmp_path / "root", tmp_path / "mnist.pt", mirror=REAL_MIRROR)
+    data = load_mnist(tmp_path / "mnist.pt", 0.1307, 0.3081)
+    spec = {"model": {"name": "mlp", "hidden": [512]},
+            "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "epochs": 1, "batch_size": 128}
+    result = train(spec, data, seed=0, checkpoint_dir=tmp_path / "ckpt", progress=False)
+    accuracy = [r["value"] for r in result.rows if r["epoch"] == 1 and r["split"] == "test" and r["metric"] == "accuracy"]
+    assert result.status == "completed" and accuracy[0] >= 0.93

@@ -1,0 +1,125 @@
+"""The real Snakemake workflow on the smoke preset and a tiny synthetic MNIST mirror."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.workflow
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ}
+    env.pop("LOSSGEOM_MNIST_MIRROR", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(
+        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(REPO / "config" / "presets" / "smoke.yaml"), str(workdir / "test.yaml"),
+         "--cores", "2", *args],
+        capture_output=True, text=True, env=env, cwd=workdir,
+    )
+    if check and result.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in (workdir / "logs").rglob("*.log"))
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}\n{logs}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, synthetic_mirror):
+    folder, checksums = synthetic_mirror
+    workdir = tmp_path_factory.mktemp("workflow")
+    (workdir / "test.yaml").write_text(yaml.safe_dump({"data": {"mirror": str(folder), "checksums": checksums}}))
+    dry = snakemake(workdir, "-n", "all")
+    snakemake(workdir, "all")
+    return workdir, dry.stdout + dry.stderr
+
+
+def test_dry_run_lists_every_stage(smoke_run):
+    _, dry = smoke_run
+    for rule in ("mnist", "train", "curvature", "spectral_density", "landscape", "figure", "index"):
+        assert re.search(rf"^{rule}\s+\d+", dry, flags=re.M), rule
+
+
+def test_every_declared_output_exists(smoke_run):
+    workdir, _ = smoke_run
+    listed = snakemake(workdir, "--list-target-rules", check=False)
+    assert listed.returncode == 0
+    summary = snakemake(workdir, "--summary", "all").stdout
+    rows = [line.split("\t") for line in summary.splitlines()[1:] if "\t" in line]
+    assert len(rows) > 40
+    for row in rows:
+        assert (workdir / row[0]).exists(), row[0]
+        assert "missing" not in row, row
+    for name in ("training_curves", "landscape_2d", "landscape_1d", "spectral_density"):
+        for path in (f"results/figures/{name}.png", f"results/figures/{name}.pdf",
+                     f"results/notebooks/{name}.ipynb", f"results/notebooks/{name}.html"):
+            assert (workdir / path).stat().st_size > 0, path
+    assert "training_curves.html" in (workdir / "results" / "index.html").read_text()
+
+
+def test_tables_have_the_stable_columns(smoke_run):
+    workdir, _ = smoke_run
+    tables = workdir / "results" / "tables"
+    training = pd.read_csv(tables / "training.csv")
+    assert list(training.columns) == ["experiment", "seed", "epoch", "split", "metric", "value"]
+    assert sorted(training.seed.unique()) == [0, 1] and sorted(training.epoch.unique()) == [0, 1, 2]
+    curvature = pd.read_csv(tables / "curvature.csv")
+    assert list(curvature.columns) == ["experiment", "seed", "epoch", "quantity", "value", "stderr", "n_hvp", "seconds"]
+    assert set(curvature.quantity) == {"eig1", "eig2", "eig3", "trace"}
+    assert len(curvature) == 2 * 3 * 4 and curvature.value.notna().all() and (curvature.n_hvp > 0).all()
+    eig = curvature[curvature.quantity.str.startswith("eig")].pivot_table(
+        index=["seed", "epoch"], columns="quantity", values="value")
+    assert (eig.eig1 >= eig.eig2).all() and (eig.eig2 >= eig.eig3).all()
+    landscape = pd.read_csv(tables / "landscape.csv")
+    assert set(landscape.directions) == {"random", "filter", "hessian"}
+    assert len(landscape[(landscape.slice == "2d") & (landscape.metric == "loss") & (landscape.split == "train")]) == 2 * 3 * 25
+    density = pd.read_csv(tables / "density.csv")
+    assert sorted(density.epoch.unique()) == [0, 2]
+    meta = json.loads((tables / "curvature.csv.meta.json").read_text())
+    assert meta["config"]["top_k"] == 3 and "git_commit" in meta and meta["sources"]
+
+
+def test_notebooks_ran_without_errors(smoke_run):
+    workdir, _ = smoke_run
+    for html in (workdir / "results" / "notebooks").glob("*.html"):
+        text = html.read_text()
+        assert "Traceback" not in text and "ename" not in text, html.name
+    notebook = json.loads((workdir / "results" / "notebooks" / "training_curves.ipynb").read_text())
+    errors = [o for c in notebook["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    injected = [c for c in notebook["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    assert injected and "results/tables/training.csv" in "".join(injected[0]["source"])
+
+
+def test_one_figure_rebuilds_alone(smoke_run):
+    workdir, _ = smoke_run
+    target = workdir / "results" / "figures" / "spectral_density.png"
+    target.unlink()
+    result = snakemake(workdir, "results/figures/spectral_density.png")
+    assert target.exists()
+    assert "train" not in re.findall(r"^(\w+)\s+\d+$", result.stdout + result.stderr, flags=re.M)
+
+
+def test_bad_config_fails_before_any_job(tmp_path, synthetic_mirror):
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"experiments": {"report_mlp": {"optimizer": {"lr": -1}}}}))
+    result = snakemake(tmp_path, "all", check=False)
+    assert result.returncode != 0
+    assert "lr" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_lint_reports_nothing_serious():
+    result = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,38 @@
+rule figure:
+    input:
+        script=script("run_notebook.py"),
+        notebook=lambda w: notebook(w.name),
+        tables=lambda w: expand("results/tables/{table}.csv", table=FIGURES[w.name]),
+    output:
+        png=report("results/figures/{name}.png", caption="../report/figure.rst", category="Figures"),
+        pdf="results/figures/{name}.pdf",
+        ipynb="results/notebooks/{name}.ipynb",
+        html="results/notebooks/{name}.html",
+    log:
+        "logs/figures/{name}.log",
+    params:
+        parameters=notebook_parameters,
+    wildcard_constraints:
+        name="|".join(FIGURES),
+    conda:
+        ENVIRONMENT
+    shell:
+        "python {input.script} {input.notebook} --ipynb {output.ipynb} "
+        "--html {output.html} {params.parameters} > {log} 2>&1"
+
+
+rule index:
+    input:
+        script=script("make_index.py"),
+        notebooks=expand("results/notebooks/{name}.html", name=FIGURES),
+        figures=expand("results/figures/{name}.png", name=FIGURES),
+        tables=TABLES,
+    output:
+        "results/index.html",
+    log:
+        "logs/figures/index.log",
+    conda:
+        ENVIRONMENT
+    shell:
+        "python {input.script} --output {output} --notebooks {input.notebooks} "
+        "--figures {input.figures} --tables {input.tables} > {log} 2>&1"

@@ -1,0 +1,46 @@
+rule landscape:
+    input:
+        script=script("landscape.py"),
+        data=DATA,
+        weights=f"{RUN}/weights",
+        eigenvectors=final_eigenvectors,
+    output:
+        table=f"{RUN}/landscape/{{kind}}.csv",
+        directions=f"{RUN}/landscape/{{kind}}_directions.pt",
+    log:
+        "logs/landscape/{experiment}_seed{seed}_{kind}.log",
+    params:
+        common=COMMON_FLAGS,
+        subset=SUBSET_FLAGS,
+        weights=final_weights,
+        eigenvectors=lambda w, input: f"--eigenvectors {input.eigenvectors}" if input.eigenvectors else "",
+        bias="--include-bias" if LANDSCAPE["include_bias"] else "",
+        seed=lambda w: LANDSCAPE["direction_seed"] + 7919 * int(w.seed),
+        l=LANDSCAPE,
+    threads: config["threads"]
+    conda:
+        ENVIRONMENT
+    shell:
+        "python {input.script} {params.common} {params.subset} --threads {threads} "
+        "--weights {params.weights} --kind {wildcards.kind} {params.eigenvectors} "
+        "--direction-seed {params.seed} {params.bias} --resolution {params.l[resolution]} "
+        "--resolution-1d {params.l[resolution_1d]} --span {params.l[span]} "
+        "--chunk-size {params.l[chunk_size]} --output {output.table} "
+        "--directions-out {output.directions} > {log} 2>&1"
+
+
+rule landscape_table:
+    input:
+        script=script("collect_tables.py"),
+        tables=run_files(f"{RUN}/landscape/{{kind}}.csv", kind=LANDSCAPE["directions"]),
+    output:
+        "results/tables/landscape.csv",
+    log:
+        "logs/tables/landscape.log",
+    params:
+        config=quoted_json(LANDSCAPE),
+    conda:
+        ENVIRONMENT
+    shell:
+        "python {input.script} --output {output} --config {params.config} "
+        "--inputs {input.tables} > {log} 2>&1"

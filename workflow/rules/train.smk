@@ -1,0 +1,52 @@
+rule train:
+    input:
+        script=script("train.py"),
+        data=DATA,
+    output:
+        metrics=f"{RUN}/metrics.csv",
+        info=f"{RUN}/run.json",
+        weights=directory(f"{RUN}/weights"),
+    log:
+        "logs/train/{experiment}_seed{seed}.log",
+    params:
+        common=COMMON_FLAGS,
+        spec=spec_json,
+        checkpoints=checkpoint_dir,
+    threads: config["threads"]
+    resources:
+        gpu=1 if config["device"] == "cuda" else 0,
+    conda:
+        ENVIRONMENT
+    shell:
+        "python {input.script} {params.common} --threads {threads} "
+        "--experiment {wildcards.experiment} --seed {wildcards.seed} --spec {params.spec} "
+        "--checkpoint-dir {params.checkpoints} --metrics {output.metrics} "
+        "--weights-dir {output.weights} --run-info {output.info} > {log} 2>&1"
+
+
+rule training_table:
+    input:
+        script=script("collect_tables.py"),
+        tables=run_files(f"{RUN}/metrics.csv"),
+    output:
+        "results/tables/training.csv",
+    log:
+        "logs/tables/training.log",
+    conda:
+        ENVIRONMENT
+    shell:
+        "python {input.script} --output {output} --inputs {input.tables} > {log} 2>&1"
+
+
+rule runs_table:
+    input:
+        script=script("collect_tables.py"),
+        runs=run_files(f"{RUN}/run.json"),
+    output:
+        "results/tables/runs.csv",
+    log:
+        "logs/tables/runs.log",
+    conda:
+        ENVIRONMENT
+    shell:
+        "python {input.script} --output {output} --inputs {input.runs} > {log} 2>&1"
