@@ -91,7 +91,7 @@ def main() -> None:
         batches = chunks(x, y, size)
         v = torch.randn(sum(p.numel() for p in model.parameters()))
         t_grad = gradient_time(model, batches, args.repeats)
-        t_hvp = timed(lambda: hessian.hvp(model, F.cross_entropy, batches, v), args.repeats)
+        t_hvp = timed(lambda b=batches, vec=v: hessian.hvp(model, F.cross_entropy, b, vec), args.repeats)
         print(f"    {label:>11}: gradient {t_grad * 1e3:7.1f} ms, HVP {t_hvp * 1e3:7.1f} ms, ratio {t_hvp / t_grad:.2f} (target <= 2.5)")
 
     batches = chunks(x, y, 1000)

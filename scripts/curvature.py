@@ -6,7 +6,6 @@ import math
 import sys
 
 import pandas as pd
-import torch
 import torch.nn.functional as F
 
 from lossgeom import hessian

@@ -5,7 +5,6 @@ The run fails, leaving no output behind, if any cell raises.
 """
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -40,9 +39,9 @@ def main() -> int:
         raw = Path(tmp) / "input.ipynb"
         executed = Path(tmp) / "output.ipynb"
         nbformat.write(source, raw)
-        os.environ.setdefault("MPLBACKEND", "Agg")
         papermill.execute_notebook(str(raw), str(executed), parameters=parameters,
-                                   kernel_name=args.kernel, cwd=str(workdir), progress_bar=False)
+                                   kernel_name=args.kernel, cwd=str(workdir), progress_bar=False,
+                                   start_timeout=600)  # a loaded 2-core machine starts kernels slowly
         notebook = nbformat.read(executed, as_version=4)
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]

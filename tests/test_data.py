@@ -8,7 +8,14 @@ import shutil
 import pytest
 import torch
 
-from lossgeom.data import MNIST_MD5, DataError, load_mnist, prepare_mnist, resolve_mirror, subset_indices
+from lossgeom.data import (
+    MNIST_MD5,
+    DataError,
+    load_mnist,
+    prepare_mnist,
+    resolve_mirror,
+    subset_indices,
+)
 from tests.conftest import REAL_MIRROR, synthetic_digits
 
 

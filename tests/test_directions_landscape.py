@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossgeom.directions import filter_norms, filter_normalized_direction, random_direction
+from lossgeom.directions import filter_normalized_direction, filter_norms, random_direction
 from lossgeom.landscape import evaluate_slice, evaluate_slice_reference, grid_1d, grid_2d
 from lossgeom.models import build_model, flat_parameters
 from lossgeom.training import evaluate

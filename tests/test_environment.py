@@ -1,8 +1,8 @@
 """environment.yml and pyproject.toml declare the same dependencies."""
 
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 from tests.conftest import REPO

@@ -85,7 +85,7 @@ def test_metrics_table_has_every_epoch_and_split(tmp_path, prepared):
 
 
 def test_divergence_is_recorded_not_raised(tmp_path, prepared):
-    spec = {**SPEC, "optimizer": {"name": "sgd", "lr": 1e6, "momentum": 0.9}}
+    spec = {**SPEC, "optimizer": {"name": "sgd", "lr": 1e20, "momentum": 0.9}}  # overflows to inf
     result, out = run_script(tmp_path, prepared, "diverged", spec=spec)
     assert result.returncode == 0, result.stderr
     info = json.loads((out / "run.json").read_text())

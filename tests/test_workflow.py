@@ -92,14 +92,18 @@ def test_tables_have_the_stable_columns(smoke_run):
 
 def test_notebooks_ran_without_errors(smoke_run):
     workdir, _ = smoke_run
-    for html in (workdir / "results" / "notebooks").glob("*.html"):
-        text = html.read_text()
-        assert "Traceback" not in text and "ename" not in text, html.name
-    notebook = json.loads((workdir / "results" / "notebooks" / "training_curves.ipynb").read_text())
-    errors = [o for c in notebook["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    notebooks = workdir / "results" / "notebooks"
+    for path in notebooks.glob("*.ipynb"):
+        notebook = json.loads(path.read_text())
+        errors = [o for c in notebook["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, path.name
+        html = (notebooks / f"{path.stem}.html").read_text()
+        assert "Traceback (most recent call last)" not in html and "Error</span>" not in html, path.name
+    notebook = json.loads((notebooks / "training_curves.ipynb").read_text())
     injected = [c for c in notebook["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     assert injected and "results/tables/training.csv" in "".join(injected[0]["source"])
+    figures = [o for c in notebook["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert figures, "the figure is shown in the notebook"
 
 
 def test_one_figure_rebuilds_alone(smoke_run):

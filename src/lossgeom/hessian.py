@@ -153,14 +153,19 @@ class HessianOperator:
         self.n_matvecs = 0
         self._modes = [(module, module.training) for module in model.modules()]
         model.eval()
-        self._gradients: list[Tensor] = []
+        self._gradient: Tensor | None = None
         if reuse_graph:
-            for inputs, targets in batches:
-                loss = loss_fn(model(inputs), targets)
-                grads = torch.autograd.grad(
-                    loss, self.params, create_graph=True, allow_unused=True
+            # One weighted sum of the batches' gradients, so each product is one backward call
+            # through all the kept graphs.
+            total = None
+            for (inputs, targets), weight in zip(batches, self.weights, strict=True):
+                loss = loss_fn(model(inputs), targets) * weight
+                grads = _flatten(
+                    torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True),
+                    self.params,
                 )
-                self._gradients.append(_flatten(grads, self.params))
+                total = grads if total is None else total + grads
+            self._gradient = total
 
     def matvec(self, v: Tensor) -> Tensor:
         """``H v`` for a flat vector ``v``."""
@@ -168,21 +173,18 @@ class HessianOperator:
         self.n_matvecs += 1
         if not self.reuse_graph:
             return hvp(self.model, self.loss_fn, self.batches, v)
-        out = torch.zeros_like(v)
-        for gradient, weight in zip(self._gradients, self.weights, strict=True):
-            if not gradient.requires_grad:  # a loss that is linear in every parameter
-                continue
-            hv = torch.autograd.grad(
-                gradient, self.params, grad_outputs=v, retain_graph=True, allow_unused=True
-            )
-            out.add_(_flatten(hv, self.params), alpha=weight)
-        return out
+        if not self._gradient.requires_grad:  # a loss that is linear in every parameter
+            return torch.zeros_like(v)
+        hv = torch.autograd.grad(
+            self._gradient, self.params, grad_outputs=v, retain_graph=True, allow_unused=True
+        )
+        return _flatten(hv, self.params)
 
     __matmul__ = matvec
 
     def close(self) -> None:
         """Free the kept graphs and restore the model's modes."""
-        self._gradients = []
+        self._gradient = None
         for module, mode in self._modes:
             module.training = mode
 

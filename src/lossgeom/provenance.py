@@ -96,7 +96,7 @@ def git_commit(start: str | os.PathLike | None = None) -> str:
     return commit + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
-def device_description(device: "torch.device | str") -> str:
+def device_description(device: torch.device | str) -> str:
     """A human-readable description of a torch device."""
     import torch
 
@@ -106,7 +106,7 @@ def device_description(device: "torch.device | str") -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def provenance(config: Any = None, device: "torch.device | str | None" = None, **extra: Any) -> dict:
+def provenance(config: Any = None, device: torch.device | str | None = None, **extra: Any) -> dict:
     """A provenance record: configuration and its hash, versions, commit, device, time."""
     import numpy
     import scipy
@@ -132,7 +132,7 @@ def provenance(config: Any = None, device: "torch.device | str | None" = None, *
     return record
 
 
-def write_table(frame: "pd.DataFrame", path: str | os.PathLike, meta: dict | None = None) -> None:
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, meta: dict | None = None) -> None:
     """Write a CSV table atomically, with its provenance in ``<path>.meta.json`` beside it."""
     path = Path(path)
     with atomic_write(path, "w") as handle:
