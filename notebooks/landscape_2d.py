@@ -57,7 +57,7 @@ for row, split in enumerate(["train", "test"]):
         ax.plot(0, 0, marker="*", color="red", ms=12, label="trained weights")
         ax.set(xlabel="coefficient a along d1", ylabel="coefficient b along d2",
                title=f"{labels[kind]}\n{split} loss", aspect="equal")
-        fig.colorbar(filled, ax=ax, label="cross-entropy (nats), log scale", format="%.2g")
+        fig.colorbar(filled, ax=ax, label="cross-entropy (nats), log scale", format="%.4g")
         ax.legend(loc="upper right", fontsize=8)
 fig.suptitle(f"Loss on 2D slices around the final weights ({experiment}, seed {seed})")
 fig.tight_layout()
