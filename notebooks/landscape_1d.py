@@ -35,7 +35,7 @@ profiles = landscape[landscape.slice.str.startswith("1d")].copy()
 profiles["coefficient"] = np.where(profiles.slice == "1d_alpha", profiles.alpha, profiles.beta)
 profiles["direction"] = profiles.slice.map({"1d_alpha": "d1", "1d_beta": "d2"})
 kinds = [k for k in ("random", "filter", "hessian") if k in set(profiles.directions)]
-print(f"seeds: {sorted(profiles.seed.unique())}, kinds: {kinds}")
+print(f"seeds: {sorted(profiles.seed.unique().tolist())}, kinds: {kinds}")
 
 # %%
 fig, axes = plt.subplots(2, len(kinds), figsize=(5 * len(kinds), 8), squeeze=False, sharex="col")

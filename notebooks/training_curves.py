@@ -38,7 +38,7 @@ training = pd.read_csv(training_table)
 curvature = pd.read_csv(curvature_table)
 meta = json.loads(Path(curvature_table + ".meta.json").read_text())
 settings = meta["config"]
-print(f"{training.experiment.nunique()} experiment(s), seeds {sorted(training.seed.unique())}")
+print(f"{training.experiment.nunique()} experiment(s), seeds {sorted(training.seed.unique().tolist())}")
 print("curvature settings:", settings)
 
 # %%
@@ -94,6 +94,7 @@ sharp = curvature[curvature.quantity == "eig1"].pivot_table(index="seed", column
 test_acc = accuracy[accuracy.epoch == last].value
 trace_err = traces.groupby("epoch").stderr.mean()
 print(f"Test accuracy after epoch {last}: {test_acc.mean():.4f} (seeds: {', '.join(f'{v:.4f}' for v in test_acc)})")
+print("Sharpness (eig1) per epoch, mean over seeds:", sharp.mean().round(3).to_dict())
 print(f"Sharpness at initialisation: {sharp[0].mean():.2f}; after epoch {last}: {sharp[last].mean():.2f}")
 print(f"Ratio initialisation / final sharpness: {(sharp[0] / sharp[last]).mean():.2f}")
 print("Mean standard error of the trace per epoch:", trace_err.round(2).to_dict())
