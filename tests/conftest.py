@@ -18,6 +18,15 @@ REAL_MIRROR = Path(os.environ.get("LOSSGEOM_TEST_REAL_MIRROR", REPO.parent / "sh
 torch.set_default_dtype(torch.float32)
 
 
+def require_real_mirror() -> None:
+    """Skip without the real MNIST mirror, except in CI, where it must be beside the clone."""
+    if REAL_MIRROR.is_dir():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but the real MNIST mirror {REAL_MIRROR} is missing")
+    pytest.skip(f"the real MNIST mirror {REAL_MIRROR} is not present")
+
+
 def _idx_images(images: np.ndarray) -> bytes:
     n, rows, cols = images.shape
     return struct.pack(">IIII", 0x00000803, n, rows, cols) + images.astype(np.uint8).tobytes()

@@ -16,7 +16,7 @@ from lossgeom.data import (
     resolve_mirror,
     subset_indices,
 )
-from tests.conftest import REAL_MIRROR, synthetic_digits
+from tests.conftest import REAL_MIRROR, require_real_mirror, synthetic_digits
 
 
 def test_synthetic_mirror_parses_through_torchvision(tmp_path, synthetic_mirror):
@@ -106,8 +106,8 @@ def test_subset_is_fixed_and_seeded():
 
 
 @pytest.mark.mnist
-@pytest.mark.skipif(not REAL_MIRROR.is_dir(), reason="the real MNIST mirror is not present")
 def test_real_mirror_verifies_with_published_checksums(tmp_path):
+    require_real_mirror()
     summary = prepare_mnist(tmp_path, tmp_path / "mnist.pt", mirror=REAL_MIRROR)
     assert summary["n_train"] == 60000 and summary["n_test"] == 10000
     assert summary["checksums"] == MNIST_MD5

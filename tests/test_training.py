@@ -14,7 +14,7 @@ import torch
 from lossgeom.data import load_mnist, prepare_mnist
 from lossgeom.runs import load_weights
 from lossgeom.training import train
-from tests.conftest import REAL_MIRROR, REPO
+from tests.conftest import REAL_MIRROR, REPO, require_real_mirror
 
 SPEC = {
     "model": {"name": "mlp", "hidden": [32], "activation": "relu"},
@@ -104,8 +104,8 @@ def test_changed_configuration_never_resumes_foreign_state(tmp_path, synthetic_d
 
 
 @pytest.mark.mnist
-@pytest.mark.skipif(not REAL_MIRROR.is_dir(), reason="the real MNIST mirror is not present")
 def test_one_epoch_on_real_mnist_reaches_93_percent(tmp_path):
+    require_real_mirror()
     prepare_mnist(tmp_path / "root", tmp_path / "mnist.pt", mirror=REAL_MIRROR)
     data = load_mnist(tmp_path / "mnist.pt", 0.1307, 0.3081)
     spec = {"model": {"name": "mlp", "hidden": [512]},
