@@ -39,7 +39,7 @@ density["stage"] = density.epoch.map(lambda e: "initialisation" if e == 0 else f
 # %%
 stages = sorted(density.stage.unique(), key=lambda st: density[density.stage == st].epoch.iloc[0])
 fig, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 4.5), squeeze=False)
-for ax, stage in zip(axes[0], stages):
+for ax, stage in zip(axes[0], stages, strict=True):
     sub = density[density.stage == stage]
     sns.lineplot(data=sub, x="eigenvalue", y="density", hue="seed", palette="deep",
                  estimator=None, units="seed", lw=1.2, ax=ax)
