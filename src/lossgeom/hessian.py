@@ -155,17 +155,24 @@ class HessianOperator:
         model.eval()
         self._gradient: Tensor | None = None
         if reuse_graph:
-            # One weighted sum of the batches' gradients, so each product is one backward call
-            # through all the kept graphs.
-            total = None
-            for (inputs, targets), weight in zip(batches, self.weights, strict=True):
-                loss = loss_fn(model(inputs), targets) * weight
-                grads = _flatten(
-                    torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True),
-                    self.params,
-                )
-                total = grads if total is None else total + grads
-            self._gradient = total
+            try:
+                self._gradient = self._weighted_gradient()
+            except BaseException:  # e.g. out of memory: give the model its modes back
+                self.close()
+                raise
+
+    def _weighted_gradient(self) -> Tensor:
+        """One weighted sum of the batches' gradients, built with its graph kept, so that each
+        product is a single backward call through all the kept graphs."""
+        total = None
+        for (inputs, targets), weight in zip(self.batches, self.weights, strict=True):
+            loss = self.loss_fn(self.model(inputs), targets) * weight
+            grads = _flatten(
+                torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True),
+                self.params,
+            )
+            total = grads if total is None else total + grads
+        return total
 
     def matvec(self, v: Tensor) -> Tensor:
         """``H v`` for a flat vector ``v``."""
