@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/curvature.smk"
 include: "workflow/rules/landscape.smk"
+include: "workflow/rules/connectivity.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -35,7 +35,7 @@ def main() -> int:
         meta = path.with_name(path.name + ".meta.json")
         sources[name] = json.loads(meta.read_text()).get("config_hash") if meta.exists() else None
     if not frames:
-        print("error: every input table is empty", file=sys.stderr)
+        print(f"error: {args.output}: every input table is empty (did every run diverge?)", file=sys.stderr)
         return 1
     table = pd.concat(frames, ignore_index=True)
     write_table(table, args.output, provenance(config=json.loads(args.config), sources=sources))

@@ -31,8 +31,9 @@ def main() -> int:
     parser.add_argument("--output", required=True, help="CSV to write")
     parser.add_argument("--vectors", required=True, help="eigenvector file to write")
     args = parser.parse_args()
-    if args.top_k < 1 or args.trace_matvecs < 2 or args.chunk_size < 1:
-        parser.error("top-k >= 1, trace-matvecs >= 2 and chunk-size >= 1 are required")
+    minimum = 6 if args.trace_method == "hutchpp" else 2
+    if args.top_k < 1 or args.trace_matvecs < minimum or args.chunk_size < 1:
+        parser.error(f"top-k >= 1, trace-matvecs >= {minimum} ({args.trace_method}) and chunk-size >= 1 are required")
     device, data = setup(args)
     model, meta = load_weights(args.weights, device)
     base = {"experiment": meta["experiment"], "seed": meta["seed"], "epoch": meta["epoch"]}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lossgeom.data import md5sum
 from lossgeom.provenance import provenance, write_json, write_table
 from lossgeom.runs import add_common_arguments, json_argument, save_weights, setup
 from lossgeom.training import train
@@ -33,10 +34,15 @@ def main() -> int:
 
     def after_checkpoint(epoch: int) -> None:
         if crash_after is not None and epoch == int(crash_after):
+            logging.error("LOSSGEOM_CRASH_AFTER_EPOCH=%s is set: exiting as if killed (a test hook)", crash_after)
+            logging.shutdown()
             os._exit(137)
 
+    # The data file's MD5 and the normalisation enter the run's hash: checkpoints made on
+    # other data are never resumed.
+    identity = {"mean": args.mean, "std": args.std, "data_md5": md5sum(args.data)}
     result = train(spec, data, args.seed, args.checkpoint_dir, device=device,
-                   progress=not args.no_progress, after_checkpoint=after_checkpoint)
+                   progress=not args.no_progress, after_checkpoint=after_checkpoint, identity=identity)
     logging.info("run %s seed %d: %s in %.1fs (resumed from %s)", args.experiment, args.seed,
                  result.status, result.seconds, result.resumed_from)
     weights_dir = Path(args.weights_dir)

@@ -113,3 +113,9 @@ def test_one_epoch_on_real_mnist_reaches_93_percent(tmp_path):
     result = train(spec, data, seed=0, checkpoint_dir=tmp_path / "ckpt", progress=False)
     accuracy = [r["value"] for r in result.rows if r["epoch"] == 1 and r["split"] == "test" and r["metric"] == "accuracy"]
     assert result.status == "completed" and accuracy[0] >= 0.93
+
+
+def test_checkpoints_of_other_data_are_never_resumed(tmp_path, synthetic_data):
+    train(SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False, identity={"mean": 0.1})
+    with pytest.raises(RuntimeError, match="another configuration"):
+        train(SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False, identity={"mean": 0.2})

@@ -47,7 +47,8 @@ def smoke_run(tmp_path_factory, synthetic_mirror):
 
 def test_dry_run_lists_every_stage(smoke_run):
     _, dry = smoke_run
-    for rule in ("mnist", "train", "curvature", "spectral_density", "landscape", "figure", "index"):
+    for rule in ("mnist", "train", "curvature", "spectral_density", "landscape", "connectivity",
+                 "figure", "index"):
         assert re.search(rf"^{rule}\s+\d+", dry, flags=re.M), rule
 
 
@@ -61,7 +62,8 @@ def test_every_declared_output_exists(smoke_run):
     for row in rows:
         assert (workdir / row[0]).exists(), row[0]
         assert "missing" not in row, row
-    for name in ("training_curves", "landscape_2d", "landscape_1d", "spectral_density"):
+    for name in ("training_curves", "landscape_2d", "landscape_1d", "spectral_density",
+                 "connectivity_paths", "connectivity_plane"):
         for path in (f"results/figures/{name}.png", f"results/figures/{name}.pdf",
                      f"results/notebooks/{name}.ipynb", f"results/notebooks/{name}.html"):
             assert (workdir / path).stat().st_size > 0, path
@@ -86,6 +88,12 @@ def test_tables_have_the_stable_columns(smoke_run):
     assert len(landscape[(landscape.slice == "2d") & (landscape.metric == "loss") & (landscape.split == "train")]) == 2 * 3 * 25
     density = pd.read_csv(tables / "density.csv")
     assert sorted(density.epoch.unique()) == [0, 2]
+    barriers = pd.read_csv(tables / "barriers.csv")
+    assert list(barriers.columns) == ["experiment", "seed_a", "seed_b", "path", "split", "metric", "barrier"]
+    assert set(barriers.path) == {"linear", "aligned", "bezier", "aligned_bezier"}
+    assert (barriers.barrier >= 0).all() and len(barriers) == 4 * 2 * 2  # one pair of seeds
+    paths = pd.read_csv(tables / "paths.csv")
+    assert sorted(paths[paths.path == "bezier"].t.unique()) == [0.0, 0.25, 0.5, 0.75, 1.0]
     meta = json.loads((tables / "curvature.csv.meta.json").read_text())
     assert meta["config"]["top_k"] == 3 and "git_commit" in meta and meta["sources"]
 

@@ -156,7 +156,7 @@ def train_bezier(
             offset += size
         return out
 
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]
     model.train()
     try:
         for epoch in range(first, epochs + 1):
@@ -181,7 +181,8 @@ def train_bezier(
                     directory / f"epoch{epoch:03d}.pt",
                 )
     finally:
-        model.train(was_training)
+        for module, mode in modes:
+            module.training = mode
     return CurveResult(bend.detach(), losses, resumed_from, time.perf_counter() - start_time)
 
 

@@ -22,16 +22,17 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 import torch
 from torch import Tensor, nn
+
+from lossgeom.models import evaluation_mode
 
 Batches = Sequence[tuple[Tensor, Tensor]]
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -81,18 +82,6 @@ def _unflatten(vector: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
     return out
 
 
-@contextlib.contextmanager
-def _evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode and restore each one's own mode afterwards."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes:
-            module.training = mode
-
-
 def hvp(model: nn.Module, loss_fn: LossFn, batches: Batches, v: Tensor) -> Tensor:
     """One fresh Hessian-vector product ``H v`` (Pearlmutter's trick).
 
@@ -115,7 +104,7 @@ def hvp(model: nn.Module, loss_fn: LossFn, batches: Batches, v: Tensor) -> Tenso
     v = v.to(device=params[0].device, dtype=params[0].dtype)
     pieces = _unflatten(v, params)
     out = torch.zeros_like(v)
-    with _evaluation_mode(model):
+    with evaluation_mode(model):
         for (inputs, targets), weight in zip(batches, weights, strict=True):
             loss = loss_fn(model(inputs), targets)
             grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
@@ -389,6 +378,11 @@ def top_eigenvalues(
                 operator.matvec, start, max_iter or max(100, 20 * k), k=k, tol=tol
             )
             theta, s = _ritz(result.alpha, result.beta)
+            if len(theta) < k:
+                raise ValueError(
+                    f"the Krylov space closed after {len(theta)} steps: the Hessian has fewer than "
+                    f"k={k} eigenvalues reachable from this start; use a smaller k or another seed"
+                )
             top = np.argsort(theta)[::-1][:k]
             ritz = torch.as_tensor(s[:, top].T.copy(), dtype=result.basis.dtype, device=result.basis.device)
             vectors = ritz @ result.basis

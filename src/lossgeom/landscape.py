@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from lossgeom.models import MLP
+from lossgeom.models import MLP, evaluation_mode
 
 
 def grid_1d(resolution: int, span: float) -> np.ndarray:
@@ -106,9 +106,7 @@ def evaluate_slice(
     points = [_point_parameters(base, split, c, first) for c in coefficients]
     total_loss = np.zeros(len(coefficients))
     correct = np.zeros(len(coefficients))
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):
         for start in range(0, x.shape[0], chunk_size):
             xb, yb = x[start : start + chunk_size], y[start : start + chunk_size]
             if fast:
@@ -125,8 +123,6 @@ def evaluate_slice(
                     out = functional_call(model, params, (xb,))
                 total_loss[g] += float(F.cross_entropy(out, yb, reduction="sum"))
                 correct[g] += float((out.argmax(1) == yb).sum())
-    finally:
-        model.train(was_training)
     return total_loss / x.shape[0], correct / x.shape[0]
 
 
@@ -144,20 +140,18 @@ def evaluate_slice_reference(
     split = [[piece for piece in _split(d.to(params[0]), _named_trainable(model)).values()] for d in directions]
     loss = np.zeros(len(coefficients))
     accuracy = np.zeros(len(coefficients))
-    was_training = model.training
-    model.eval()
-    try:
-        for g, c in enumerate(np.asarray(coefficients, dtype=np.float64)):
-            for i, (p, p0) in enumerate(zip(params, saved, strict=True)):
-                value = p0.clone()
-                for coefficient, direction in zip(c, split, strict=True):
-                    value += float(coefficient) * direction[i]
-                p.copy_(value)
-            out = model(x)
-            loss[g] = float(F.cross_entropy(out, y))
-            accuracy[g] = float((out.argmax(1) == y).float().mean())
-    finally:
-        for p, p0 in zip(params, saved, strict=True):
-            p.copy_(p0)
-        model.train(was_training)
+    with evaluation_mode(model):
+        try:
+            for g, c in enumerate(np.asarray(coefficients, dtype=np.float64)):
+                for i, (p, p0) in enumerate(zip(params, saved, strict=True)):
+                    value = p0.clone()
+                    for coefficient, direction in zip(c, split, strict=True):
+                        value += float(coefficient) * direction[i]
+                    p.copy_(value)
+                out = model(x)
+                loss[g] = float(F.cross_entropy(out, y))
+                accuracy[g] = float((out.argmax(1) == y).float().mean())
+        finally:
+            for p, p0 in zip(params, saved, strict=True):
+                p.copy_(p0)
     return loss, accuracy

@@ -12,7 +12,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -127,6 +128,22 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
         return MODELS[name](**spec)
     except TypeError as error:
         raise ModelConfigError(f"bad options for model {name!r}: {error}") from error
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every submodule in eval mode; give each one back its own mode afterwards.
+
+    ``model.train(was_training)`` would reset a submodule deliberately left in eval mode (a
+    frozen BatchNorm, say), so each module's flag is saved and restored.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 
 def parameter_count(model: nn.Module) -> int:

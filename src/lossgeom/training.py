@@ -11,6 +11,7 @@ A run whose minibatch loss becomes NaN or infinite stops and is recorded as dive
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -25,10 +26,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lossgeom.data import Dataset
-from lossgeom.models import build_model
+from lossgeom.models import build_model, evaluation_mode
 from lossgeom.provenance import config_hash, save_torch
 
 OPTIMIZERS = ("sgd", "adam")
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -61,17 +63,13 @@ def build_optimizer(spec: dict[str, Any], parameters) -> torch.optim.Optimizer:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 10_000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over ``(x, y)`` in eval mode (mode restored)."""
-    was_training = model.training
-    model.eval()
     total_loss, correct = 0.0, 0
-    try:
+    with evaluation_mode(model):
         for i in range(0, x.shape[0], batch_size):
             out = model(x[i : i + batch_size])
             target = y[i : i + batch_size]
             total_loss += float(F.cross_entropy(out, target, reduction="sum"))
             correct += int((out.argmax(1) == target).sum())
-    finally:
-        model.train(was_training)
     return total_loss / x.shape[0], correct / x.shape[0]
 
 
@@ -99,7 +97,8 @@ def _latest_checkpoint(directory: Path, run_hash: str) -> dict | None:
     for path in reversed(candidates):
         try:
             checkpoint = torch.load(path, weights_only=False, map_location="cpu")
-        except Exception:  # an unreadable file is not a complete checkpoint; try an older one
+        except Exception as error:  # writes are atomic, so this is corruption or a version change
+            logger.warning("checkpoint %s is unreadable (%s); trying an older one", path, error)
             continue
         if checkpoint.get("config_hash") != run_hash:
             raise RuntimeError(
@@ -118,6 +117,7 @@ def train(
     device: torch.device | str = "cpu",
     progress: bool = True,
     after_checkpoint: Callable[[int], None] | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train one run, resuming from ``checkpoint_dir`` when it holds checkpoints.
 
@@ -129,6 +129,8 @@ def train(
         device: where to train.
         progress: show a tqdm bar per epoch.
         after_checkpoint: called with the epoch after each checkpoint is written.
+        identity: what else makes the run (data normalisation and checksums, say); it enters
+            the configuration hash, so checkpoints of other data are never resumed.
 
     Returns:
         A :class:`TrainResult`; metric rows have keys ``epoch, split, metric, value``.
@@ -138,7 +140,9 @@ def train(
     epochs, batch_size = int(spec["epochs"]), int(spec["batch_size"])
     if epochs < 0 or batch_size < 1:
         raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
-    run_hash = config_hash({"spec": spec, "seed": seed})
+    run_hash = config_hash(
+        {"spec": spec, "seed": seed, "identity": identity, "device": torch.device(device).type}
+    )
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
     data = data.to(device)

@@ -1,6 +1,7 @@
 import json
 import os
 import shlex
+import shutil
 
 from snakemake.utils import validate
 
@@ -20,11 +21,15 @@ SEEDS = config["seeds"]
 CURVATURE = config["curvature"]
 DENSITY = config["density"]
 LANDSCAPE = config["landscape"]
+CONNECTIVITY = config["connectivity"]
 DATA = os.path.join(config["data"]["root"], "mnist.pt")
 RUN = "results/runs/{experiment}/seed{seed}"
 # Every job runs the conda environment that pyproject.toml mirrors (--sdm conda), or the
 # active one.
 ENVIRONMENT = "../../environment.yml"
+# Jobs that use the accelerator ask for one "gpu" resource, so a local run shares one GPU
+# between jobs one at a time (the default profile caps gpu=1) and SLURM gets a GPU per job.
+GPU_JOB = int(config["device"] == "cuda" or (config["device"] == "auto" and shutil.which("nvidia-smi") is not None))
 
 
 def script(name):
@@ -39,6 +44,8 @@ def notebook(name):
 wildcard_constraints:
     experiment="[A-Za-z][A-Za-z0-9_]*",
     seed=r"\d+",
+    seed_a=r"\d+",
+    seed_b=r"\d+",
     epoch=r"\d+",
     kind="random|filter|hessian",
 
@@ -54,7 +61,14 @@ def spec_json(wildcards):
 def checkpoint_dir(wildcards):
     """Keyed by the run's configuration hash: a changed config never resumes stale state."""
     spec = EXPERIMENTS[wildcards.experiment]
-    key = config_hash({"spec": spec, "seed": int(wildcards.seed)})
+    key = config_hash(
+        {
+            "spec": spec,
+            "seed": int(wildcards.seed),
+            "data": {k: config["data"][k] for k in ("normalize", "checksums")},
+            "device": config["device"],
+        }
+    )
     return f"results/checkpoints/{wildcards.experiment}/seed{wildcards.seed}/{key}"
 
 
@@ -94,6 +108,36 @@ def final_eigenvectors(wildcards):
     )
 
 
+def seed_pairs():
+    """The configured [seed_a, seed_b] pairs, or every pair of the configured seeds."""
+    pairs = CONNECTIVITY["pairs"]
+    if pairs is None:
+        return [(a, b) for i, a in enumerate(SEEDS) for b in SEEDS[i + 1 :]]
+    for a, b in pairs:
+        if a == b or a not in SEEDS or b not in SEEDS:
+            raise ValueError(
+                f"connectivity.pairs: [{a}, {b}] must name two different seeds among {SEEDS}"
+            )
+    return [tuple(pair) for pair in pairs]
+
+
+PAIRS = seed_pairs()  # checked at parse time, before any job runs
+PAIR = "results/runs/{experiment}/pairs/seed{seed_a}-seed{seed_b}"
+
+
+def pair_files(pattern):
+    return [
+        pattern.format(experiment=experiment, seed_a=a, seed_b=b)
+        for experiment in EXPERIMENTS
+        for a, b in PAIRS
+    ]
+
+
+def pair_weights(wildcards, which):
+    seed = wildcards.seed_a if which == "a" else wildcards.seed_b
+    return f"results/runs/{wildcards.experiment}/seed{seed}/weights/epoch{epochs(wildcards.experiment)}.pt"
+
+
 def quoted_json(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
@@ -110,10 +154,12 @@ FIGURES = {
     "landscape_2d": ["landscape"],
     "landscape_1d": ["landscape"],
     "spectral_density": ["density"],
+    "connectivity_paths": ["paths", "barriers"],
+    "connectivity_plane": ["plane", "barriers"],
 }
 TABLES = expand(
     "results/tables/{table}.csv",
-    table=["training", "runs", "curvature", "density", "landscape"],
+    table=["training", "runs", "curvature", "density", "landscape", "paths", "barriers", "plane"],
 )
 
 

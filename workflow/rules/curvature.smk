@@ -14,6 +14,8 @@ rule curvature:
         weights=epoch_weights,
         c=CURVATURE,
     threads: config["threads"]
+    resources:
+        gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:
@@ -40,6 +42,8 @@ rule spectral_density:
         chunk_size=CURVATURE["chunk_size"],
         d=DENSITY,
     threads: config["threads"]
+    resources:
+        gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:

@@ -18,6 +18,8 @@ rule landscape:
         seed=lambda w: LANDSCAPE["direction_seed"] + 7919 * int(w.seed),
         l=LANDSCAPE,
     threads: config["threads"]
+    resources:
+        gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:

@@ -14,7 +14,7 @@ rule train:
         checkpoints=checkpoint_dir,
     threads: config["threads"]
     resources:
-        gpu=1 if config["device"] == "cuda" else 0,
+        gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:
