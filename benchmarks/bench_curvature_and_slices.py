@@ -7,7 +7,8 @@ trained for one epoch with the report's optimiser (or at --weights). Prints:
   (b) the amortised time per HVP inside top_eigenvalues / one gradient;
   (c) HVPs and seconds top_eigenvalues needs for k = 1 and k = 3 at 1e-3 relative error
       against a tightly converged reference, next to the report's power iteration;
-  (d) 2D-slice throughput against the report's per-point loop on the same grid and data.
+  (d) 2D-slice throughput against the report's per-point loop on the same grid and data;
+  (e) mode-connectivity path throughput against a per-point loop.
 
 Usage (from the repository root, machine otherwise idle):
     python benchmarks/bench_curvature_and_slices.py --data resources/mnist/mnist.pt
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -25,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from lossgeom import hessian
+from lossgeom.connectivity import linear_path
 from lossgeom.data import chunks, load_mnist
 from lossgeom.directions import random_direction
 from lossgeom.landscape import evaluate_slice, evaluate_slice_reference, grid_2d
+from lossgeom.models import flat_parameters
 from lossgeom.runs import load_weights, training_subset
 from lossgeom.training import train
 
@@ -75,15 +79,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_mnist(args.data, 0.1307, 0.3081)
+    scratch = tempfile.TemporaryDirectory()  # checkpoints of the benchmark's own training; removed at exit
+    spec_one_epoch = {"model": {"name": "mlp", "hidden": [512]},
+                      "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "epochs": 1, "batch_size": 128}
     if args.weights:
         model, _ = load_weights(args.weights)
     else:
-        import tempfile
-
-        spec = {"model": {"name": "mlp", "hidden": [512]}, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-                "epochs": 1, "batch_size": 128}
-        with tempfile.TemporaryDirectory() as tmp:
-            model = train(spec, data, seed=0, checkpoint_dir=tmp, progress=False).model
+        model = train(spec_one_epoch, data, seed=0, checkpoint_dir=f"{scratch.name}/a", progress=False).model
     model.eval()
     x, y = training_subset(data, 10_000, 2024)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, report MLP, 10,000 MNIST samples\n")
@@ -164,6 +166,20 @@ def main() -> None:
     t0 = time.perf_counter()
     evaluate_slice(model, directions, full, x, y)
     print(f"    default 41x41 grid, batched: {time.perf_counter() - t0:.1f} s")
+
+    print("\n(e) path evaluation (mode connectivity), batched vs per-point loop, 31 points")
+    other = train(spec_one_epoch, data, seed=1, checkpoint_dir=f"{scratch.name}/b", progress=False).model
+    a, b = flat_parameters(model), flat_parameters(other)
+    ts = np.linspace(0, 1, 31)
+    t0 = time.perf_counter()
+    path_loss, _ = linear_path(model, a, b, ts, x, y)
+    t_path = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    loop_loss, _ = evaluate_slice_reference(model, [b - a], ts[:, None], x, y)
+    t_loop = time.perf_counter() - t0
+    print(f"    linear path, 10,000 samples: batched {len(ts) / t_path:.1f} points/s, loop "
+          f"{len(ts) / t_loop:.1f} points/s, speed-up {t_loop / t_path:.1f}x; max relative loss "
+          f"difference {np.max(np.abs(path_loss - loop_loss) / loop_loss):.1e}")
 
 
 if __name__ == "__main__":

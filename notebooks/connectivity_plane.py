@@ -47,7 +47,7 @@ t = np.linspace(0, 1, 101)
 curve_u = 2 * t * (1 - t) * bend_u + t**2
 curve_v = 2 * t * (1 - t) * bend_v
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
 for ax, (split, metric, label) in zip(axes, [("train", "loss", "training-subset loss (nats)"),
                                              ("test", "error", "test error (fraction wrong)")], strict=True):
     grid = sub[(sub.split == split) & (sub.metric == metric)].pivot_table(index="v", columns="u", values="value")
@@ -64,7 +64,7 @@ for ax, (split, metric, label) in zip(axes, [("train", "loss", "training-subset 
     ax.plot([0, 1], [0, 0], "o", color="white", ms=7)
     ax.plot(bend_u, bend_v, "x", color="red", ms=9, label="bend")
     ax.set(xlabel="u: along b - a (units of |b - a|)", ylabel="v: towards the bend (units of |b - a|)",
-           title=label, aspect="equal")
+           title=label)
     ax.legend(loc="upper right", fontsize=8)
 fig.suptitle(f"Loss and error on the plane through a, b and the bend (seeds {first.seed_a} and {first.seed_b})")
 fig.tight_layout()

@@ -230,7 +230,7 @@ def lanczos(
     """
     dim = start.numel()
     max_iter = min(max_iter, dim)
-    basis = torch.zeros(max_iter, dim, dtype=start.dtype, device=start.device)
+    basis = torch.empty(max_iter, dim, dtype=start.dtype, device=start.device)  # rows filled as built
     alpha: list[float] = []
     beta: list[float] = []
     q = start / torch.linalg.vector_norm(start)
