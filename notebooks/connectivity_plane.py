@@ -22,7 +22,6 @@ figure_png = "results/figures/connectivity_plane.png"
 figure_pdf = "results/figures/connectivity_plane.pdf"
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -32,17 +31,13 @@ import seaborn as sns
 
 sns.set_theme(context="notebook", style="white")
 plane = pd.read_csv(plane_table)
-meta = json.loads(Path(plane_table + ".meta.json").read_text())
 first = plane[["experiment", "seed_a", "seed_b"]].drop_duplicates().iloc[0]
 sub = plane[(plane.experiment == first.experiment) & (plane.seed_a == first.seed_a) & (plane.seed_b == first.seed_b)]
 print(f"experiment {first.experiment}, seeds {first.seed_a} and {first.seed_b}")
 
 # %%
-# The bend's plane coordinates are in the pair's own provenance; the collected table's
-# sidecar lists its sources, so read the per-pair sidecar.
-pair_meta = json.loads(Path(
-    f"results/runs/{first.experiment}/pairs/seed{first.seed_a}-seed{first.seed_b}/plane.csv.meta.json").read_text())
-bend_u, bend_v = pair_meta["bend_uv"]
+# The bend's coordinates on the plane are stored with every row of the pair.
+bend_u, bend_v = sub.bend_u.iloc[0], sub.bend_v.iloc[0]
 t = np.linspace(0, 1, 101)
 curve_u = 2 * t * (1 - t) * bend_u + t**2
 curve_v = 2 * t * (1 - t) * bend_v

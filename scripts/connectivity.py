@@ -29,7 +29,7 @@ from lossgeom.runs import (
 
 PATH_COLUMNS = ["experiment", "seed_a", "seed_b", "path", "t", "split", "metric", "value"]
 BARRIER_COLUMNS = ["experiment", "seed_a", "seed_b", "path", "split", "metric", "barrier"]
-PLANE_COLUMNS = ["experiment", "seed_a", "seed_b", "u", "v", "split", "metric", "value"]
+PLANE_COLUMNS = ["experiment", "seed_a", "seed_b", "u", "v", "split", "metric", "value", "bend_u", "bend_v"]
 
 
 def main() -> int:
@@ -121,7 +121,8 @@ def main() -> int:
         loss, accuracy = evaluate_slice(model_a, [u_dir * scale, v_dir * scale], grid, x, y)
         for metric, values in (("loss", loss), ("error", 1 - accuracy)):
             planes.append(pd.DataFrame({**base, "u": grid[:, 0], "v": grid[:, 1], "split": split,
-                                        "metric": metric, "value": values}))
+                                        "metric": metric, "value": values,
+                                        "bend_u": bend_uv[0], "bend_v": bend_uv[1]}))
 
     config = {k: v for k, v in vars(args).items() if k not in ("paths", "barriers", "plane", "bends")}
     record = provenance(config=config, device=device, bend_uv=bend_uv,
