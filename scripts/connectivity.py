@@ -65,8 +65,12 @@ def main() -> int:
         if model is None:
             print(f"error: {path}: that run diverged; it has no final weights to connect", file=sys.stderr)
             return 1
-    check_same_architecture(meta_a["model"], meta_b["model"], "connectivity endpoints")
-    permutation_spec(model_a)  # fails early, with the reason, for architectures it cannot align
+    try:  # both checks come before any training, so bad endpoints cost nothing
+        check_same_architecture(meta_a["model"], meta_b["model"], "connectivity endpoints")
+        permutation_spec(model_a)  # names the reason for architectures it cannot align
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     base = {"experiment": meta_a["experiment"], "seed_a": meta_a["seed"], "seed_b": meta_b["seed"]}
     splits = {"train": training_subset(data, args.subset, args.subset_seed), "test": (data.test_x, data.test_y)}
     a, b = flat_parameters(model_a), flat_parameters(model_b)

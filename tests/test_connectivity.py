@@ -186,3 +186,51 @@ def test_unalignable_models_are_named():
         weight_matching(mlp(0), mlp(0, hidden=[16, 8]))
     with pytest.raises(ValueError, match="parameters"):
         linear_path(mlp(0), flat_parameters(mlp(0)), torch.zeros(3), [0.0, 1.0], *data())
+
+
+@pytest.mark.mnist
+def test_alignment_preserves_the_function_on_real_mnist(tmp_path):
+    from lossgeom.data import load_mnist, prepare_mnist
+    from tests.conftest import REAL_MIRROR, require_real_mirror
+
+    require_real_mirror()
+    prepare_mnist(tmp_path, tmp_path / "mnist.pt", mirror=REAL_MIRROR)
+    x = load_mnist(tmp_path / "mnist.pt", 0.1307, 0.3081).test_x[:2000]
+    torch.manual_seed(0)
+    a = build_model({"name": "mlp"}).eval()
+    torch.manual_seed(1)
+    b = build_model({"name": "mlp"}).eval()
+    aligned = aligned_model(a, b).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(aligned(x), b(x), rtol=1e-5, atol=1e-5)
+
+
+def test_script_refuses_mismatched_endpoints_before_training(tmp_path, synthetic_mirror):
+    import subprocess
+    import sys
+
+    from lossgeom.data import prepare_mnist
+    from lossgeom.runs import save_weights
+    from tests.conftest import REPO
+
+    folder, checksums = synthetic_mirror
+    prepare_mnist(tmp_path, tmp_path / "mnist.pt", mirror=folder, checksums=checksums)
+    for seed, hidden in ((0, [16]), (1, [8])):
+        spec = {"name": "mlp", "hidden": hidden}
+        save_weights(tmp_path / f"w{seed}.pt", build_model(spec).state_dict(), spec,
+                     experiment="e", seed=seed, epoch=1, status="completed")
+    out = tmp_path / "out"
+    command = [
+        sys.executable, str(REPO / "scripts" / "connectivity.py"), "--data", str(tmp_path / "mnist.pt"),
+        "--mean", "0.13", "--std", "0.3", "--device", "cpu", "--weights-a", str(tmp_path / "w0.pt"),
+        "--weights-b", str(tmp_path / "w1.pt"), "--subset", "100", "--subset-seed", "0", "--n-points", "5",
+        "--extrapolate", "0", "--curve-points", "5", "--curve-epochs", "1", "--curve-lr", "0.1",
+        "--curve-momentum", "0.9", "--curve-batch-size", "32", "--curve-seed", "0",
+        "--plane-resolution", "3", "--plane-margin", "0.1", "--checkpoint-dir", str(out / "ckpt"),
+        "--paths", str(out / "p.csv"), "--barriers", str(out / "b.csv"), "--plane", str(out / "q.csv"),
+        "--bends", str(out / "bends.pt"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "architectures differ" in result.stderr
+    assert not out.exists()  # nothing trained, nothing written
