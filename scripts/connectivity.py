@@ -43,6 +43,7 @@ def main() -> int:
     parser.add_argument("--extrapolate", type=float, required=True, help="t from -e to 1 + e")
     parser.add_argument("--curve-points", type=int, required=True)
     parser.add_argument("--curve-epochs", type=int, required=True)
+    parser.add_argument("--curve-optimizer", choices=["sgd", "adam"], default="sgd")
     parser.add_argument("--curve-lr", type=float, required=True)
     parser.add_argument("--curve-momentum", type=float, required=True)
     parser.add_argument("--curve-batch-size", type=int, required=True)
@@ -83,11 +84,12 @@ def main() -> int:
     curve_ts = np.linspace(0, 1, args.curve_points)
     bends = {"bezier": train_bezier(model_a, a, b, x_train, y_train, args.curve_epochs, args.curve_lr,
                                     args.curve_momentum, args.curve_batch_size, args.curve_seed,
-                                    f"{args.checkpoint_dir}/bezier")}
+                                    f"{args.checkpoint_dir}/bezier", args.curve_optimizer)}
     if args.aligned_curve:
         bends["aligned_bezier"] = train_bezier(model_a, a, aligned, x_train, y_train, args.curve_epochs,
                                                args.curve_lr, args.curve_momentum, args.curve_batch_size,
-                                               args.curve_seed, f"{args.checkpoint_dir}/aligned_bezier")
+                                               args.curve_seed, f"{args.checkpoint_dir}/aligned_bezier",
+                                               args.curve_optimizer)
     paths, barriers = [], []
     for split, (x, y) in splits.items():
         evaluated = {

@@ -234,3 +234,13 @@ def test_script_refuses_mismatched_endpoints_before_training(tmp_path, synthetic
     assert result.returncode != 0
     assert "architectures differ" in result.stderr
     assert not out.exists()  # nothing trained, nothing written
+
+
+def test_bend_trains_with_adam_and_rejects_unknown_optimizers():
+    x, y = data(200)
+    a, b = mlp(0), mlp(1)
+    ta, tb = flat_parameters(a), flat_parameters(b)
+    result = train_bezier(a, ta, tb, x, y, epochs=1, lr=1e-3, batch_size=50, optimizer="adam")
+    assert not torch.equal(result.bend, (ta + tb) / 2) and len(result.losses) == 1
+    with pytest.raises(ValueError, match="optimizer.name 'lbfgs' is unknown"):
+        train_bezier(a, ta, tb, x, y, epochs=1, lr=0.1, optimizer="lbfgs")

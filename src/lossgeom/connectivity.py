@@ -33,6 +33,7 @@ from torch.func import functional_call
 from lossgeom.landscape import evaluate_slice
 from lossgeom.models import MLP, flat_parameters, set_flat_parameters
 from lossgeom.provenance import save_torch
+from lossgeom.training import build_optimizer
 
 
 class AlignmentError(ValueError):
@@ -112,12 +113,14 @@ def train_bezier(
     batch_size: int = 128,
     seed: int = 0,
     checkpoint_dir: str | os.PathLike | None = None,
+    optimizer: str = "sgd",
 ) -> CurveResult:
     """Train the bend of a quadratic Bezier curve between fixed endpoints (Garipov et al. 2018).
 
     The bend starts at the midpoint. Each minibatch draws ``t ~ U(0, 1)`` and takes an SGD
     step on ``L(curve(t))``. With ``checkpoint_dir`` the bend, optimiser and RNG states are
-    saved atomically after every epoch, and a rerun resumes from the last one.
+    saved atomically after every epoch, and a rerun resumes from the last one. ``optimizer``
+    is ``"sgd"`` (with ``momentum``) or ``"adam"``.
     """
     _check_same_size(a, b, "train_bezier")
     if epochs < 0 or batch_size < 1 or lr <= 0:
@@ -129,7 +132,7 @@ def train_bezier(
     shapes = [p.shape for n, p in model.named_parameters() if p.requires_grad]
     a, b = a.detach(), b.detach()
     bend = ((a + b) / 2).clone().requires_grad_(True)
-    optimizer = torch.optim.SGD([bend], lr=lr, momentum=momentum)
+    optimizer = build_optimizer({"name": optimizer, "lr": lr, "momentum": momentum}, [bend])
     generator = torch.Generator().manual_seed(int(seed))
     losses: list[float] = []
     first, resumed_from = 1, None
