@@ -12,6 +12,8 @@ from lossgeom.connectivity import (
     aligned_model,
     barrier,
     bezier_path,
+    evaluate_points,
+    has_batchnorm,
     linear_path,
     permutation_spec,
     train_bezier,
@@ -78,6 +80,8 @@ def main() -> int:
     aligned = flat_parameters(aligned_model(model_a, model_b))
     # The bend is trained on the full training set; paths are evaluated on the subset and test set.
     x_train, y_train = data.train_x, data.train_y
+    # BatchNorm statistics, where the model has any, are recomputed per point on the subset.
+    statistics = splits["train"][0]
 
     ts = np.linspace(-args.extrapolate, 1 + args.extrapolate, args.n_points)
     ts = np.unique(np.r_[ts, 0.0, 1.0])  # the barrier needs the endpoints exactly
@@ -93,12 +97,12 @@ def main() -> int:
     paths, barriers = [], []
     for split, (x, y) in splits.items():
         evaluated = {
-            "linear": (ts, linear_path(model_a, a, b, ts, x, y)),
-            "aligned": (ts, linear_path(model_a, a, aligned, ts, x, y)),
+            "linear": (ts, linear_path(model_a, a, b, ts, x, y, statistics)),
+            "aligned": (ts, linear_path(model_a, a, aligned, ts, x, y, statistics)),
         }
         for name, result in bends.items():
             end = aligned if name == "aligned_bezier" else b
-            evaluated[name] = (curve_ts, bezier_path(model_a, a, result.bend, end, curve_ts, x, y))
+            evaluated[name] = (curve_ts, bezier_path(model_a, a, result.bend, end, curve_ts, x, y, statistics))
         for name, (points, (loss, accuracy)) in evaluated.items():
             for metric, values in (("loss", loss), ("error", 1 - accuracy)):
                 paths.append(pd.DataFrame({**base, "path": name, "t": points, "split": split,
@@ -124,7 +128,11 @@ def main() -> int:
     grid = np.stack(np.meshgrid(us, vs, indexing="ij"), -1).reshape(-1, 2)
     planes = []
     for split, (x, y) in splits.items():
-        loss, accuracy = evaluate_slice(model_a, [u_dir * scale, v_dir * scale], grid, x, y)
+        if has_batchnorm(model_a):
+            vectors = [a + scale * (float(p) * u_dir + float(q) * v_dir) for p, q in grid]
+            loss, accuracy = evaluate_points(model_a, vectors, x, y, statistics)
+        else:
+            loss, accuracy = evaluate_slice(model_a, [u_dir * scale, v_dir * scale], grid, x, y)
         for metric, values in (("loss", loss), ("error", 1 - accuracy)):
             planes.append(pd.DataFrame({**base, "u": grid[:, 0], "v": grid[:, 1], "split": split,
                                         "metric": metric, "value": values,

@@ -244,3 +244,29 @@ def test_bend_trains_with_adam_and_rejects_unknown_optimizers():
     assert not torch.equal(result.bend, (ta + tb) / 2) and len(result.losses) == 1
     with pytest.raises(ValueError, match="optimizer.name 'lbfgs' is unknown"):
         train_bezier(a, ta, tb, x, y, epochs=1, lr=0.1, optimizer="lbfgs")
+
+
+def test_batchnorm_paths_recompute_statistics_per_point():
+    from lossgeom.connectivity import evaluate_points, recompute_batchnorm
+
+    x, y = data(400)
+    a = _fit(mlp(0, norm="batchnorm"), x, y, 60)
+    b = _fit(mlp(1, norm="batchnorm"), x, y, 60)
+    a.eval(), b.eval()
+    ta, tb = flat_parameters(a), flat_parameters(b)
+    with pytest.raises(ValueError, match="statistics_data"):
+        linear_path(a, ta, tb, [0.0, 1.0], x, y)
+    ts = np.array([0.0, 0.5, 1.0])
+    loss, _ = linear_path(a, ta, tb, ts, x, y, statistics_data=x)
+    # at each point: a network at those weights with statistics of x, evaluated in eval mode
+    probe = mlp(2, norm="batchnorm")
+    torch.nn.utils.vector_to_parameters(0.5 * ta + 0.5 * tb, probe.parameters())
+    recompute_batchnorm(probe, x)
+    torch.testing.assert_close(probe.norms[0].running_mean, probe.input_layer(x).mean(0), rtol=1e-4, atol=1e-5)
+    assert loss[1] == pytest.approx(evaluate(probe, x, y)[0], rel=1e-5)
+    assert evaluate_points(a, [ta], x, y, x)[0][0] == pytest.approx(loss[0], rel=1e-6)
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    result = train_bezier(a, ta, tb, x, y, epochs=1, lr=0.05, batch_size=50)
+    assert all(torch.equal(v, before[k]) for k, v in a.state_dict().items())  # buffers untouched
+    curve, _ = bezier_path(a, ta, result.bend, tb, ts, x, y, statistics_data=x)
+    assert np.isfinite(curve).all()

@@ -33,7 +33,7 @@ from torch.func import functional_call
 from lossgeom.landscape import evaluate_slice
 from lossgeom.models import MLP, flat_parameters, set_flat_parameters
 from lossgeom.provenance import save_torch
-from lossgeom.training import build_optimizer
+from lossgeom.training import build_optimizer, evaluate
 
 
 class AlignmentError(ValueError):
@@ -51,12 +51,63 @@ def _check_same_size(a: Tensor, b: Tensor, what: str) -> None:
         raise ValueError(f"{what}: endpoints have {a.numel()} and {b.numel()} parameters")
 
 
-def linear_path(
-    model: nn.Module, a: Tensor, b: Tensor, ts: Sequence[float], x: Tensor, y: Tensor
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: nn.Module, x: Tensor, batch_size: int = 1000) -> None:
+    """Replace every BatchNorm's running statistics by the exact mean and variance of its
+    inputs over ``x`` (Garipov et al. recompute them at each point of a path: statistics of
+    the endpoints do not carry over to the weights in between)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    modes = [(module, module.training) for module in model.modules()]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative average over the batches
+    model.train()
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            model(x[i : i + batch_size])
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+        for module, mode in modes:
+            module.training = mode
+
+
+def evaluate_points(
+    model: nn.Module, points: Sequence[Tensor], x: Tensor, y: Tensor, statistics_data: Tensor | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Loss and accuracy at ``(1 - t) a + t b`` for each ``t`` (``model`` gives the architecture)."""
+    """One model per point, BatchNorm statistics recomputed on ``statistics_data``."""
+    if statistics_data is None:
+        raise ValueError(
+            "the model has BatchNorm layers: pass statistics_data (training inputs) so that "
+            "their statistics are recomputed at every point of the path"
+        )
+    losses, accuracies = [], []
+    for vector in points:
+        probe = _model_at(model, vector)
+        recompute_batchnorm(probe, statistics_data)
+        loss, accuracy = evaluate(probe, x, y)
+        losses.append(loss)
+        accuracies.append(accuracy)
+    return np.array(losses), np.array(accuracies)
+
+
+def linear_path(
+    model: nn.Module, a: Tensor, b: Tensor, ts: Sequence[float], x: Tensor, y: Tensor,
+    statistics_data: Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loss and accuracy at ``(1 - t) a + t b`` for each ``t`` (``model`` gives the architecture).
+
+    Models with BatchNorm need ``statistics_data``: their statistics are recomputed per point.
+    """
     _check_same_size(a, b, "linear_path")
     ts = np.asarray(ts, dtype=np.float64)
+    if has_batchnorm(model):
+        return evaluate_points(model, [(1 - t) * a + t * b for t in ts], x, y, statistics_data)
     return evaluate_slice(_model_at(model, a), [b - a], ts[:, None], x, y)
 
 
@@ -66,13 +117,18 @@ def bezier_point(a: Tensor, bend: Tensor, b: Tensor, t: float | Tensor) -> Tenso
 
 
 def bezier_path(
-    model: nn.Module, a: Tensor, bend: Tensor, b: Tensor, ts: Sequence[float], x: Tensor, y: Tensor
+    model: nn.Module, a: Tensor, bend: Tensor, b: Tensor, ts: Sequence[float], x: Tensor, y: Tensor,
+    statistics_data: Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Loss and accuracy along the quadratic Bezier curve, written as the affine slice
-    ``a + t * 2 (c - a) + t^2 (a - 2 c + b)``."""
+    ``a + t * 2 (c - a) + t^2 (a - 2 c + b)`` (per point, with recomputed statistics, for
+    models with BatchNorm)."""
     _check_same_size(a, b, "bezier_path")
     _check_same_size(a, bend, "bezier_path")
     ts = np.asarray(ts, dtype=np.float64)
+    if has_batchnorm(model):
+        points = [bezier_point(a, bend, b, float(t)) for t in ts]
+        return evaluate_points(model, points, x, y, statistics_data)
     directions = [2 * (bend - a), a - 2 * bend + b]
     return evaluate_slice(_model_at(model, a), directions, np.stack([ts, ts**2], 1), x, y)
 
@@ -125,9 +181,10 @@ def train_bezier(
     _check_same_size(a, b, "train_bezier")
     if epochs < 0 or batch_size < 1 or lr <= 0:
         raise ValueError(f"epochs >= 0, batch_size >= 1 and lr > 0 are required, got {epochs}, {batch_size}, {lr}")
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        raise AlignmentError("Bezier curves need BatchNorm statistics recomputed at each t; not supported")
     start_time = time.perf_counter()
+    # BatchNorm layers train on batch statistics; their running buffers are updated on copies
+    # so the endpoint model is left as it was.
+    buffers = {name: value.clone() for name, value in model.named_buffers()}
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     shapes = [p.shape for n, p in model.named_parameters() if p.requires_grad]
     a, b = a.detach(), b.detach()
@@ -169,7 +226,7 @@ def train_bezier(
                 index = order[i : i + batch_size]
                 t = float(torch.rand((), generator=generator))
                 params = unflatten(bezier_point(a, bend, b, t))
-                loss = F.cross_entropy(functional_call(model, params, (x[index],)), y[index])
+                loss = F.cross_entropy(functional_call(model, {**params, **buffers}, (x[index],)), y[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -319,6 +376,9 @@ __all__ = [
     "barrier",
     "bezier_path",
     "bezier_point",
+    "evaluate_points",
+    "has_batchnorm",
+    "recompute_batchnorm",
     "flat_parameters",
     "linear_path",
     "permutation_spec",
