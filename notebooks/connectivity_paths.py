@@ -33,6 +33,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from lossgeom.figures import save_figure
+
 sns.set_theme(context="notebook", style="whitegrid")
 paths = pd.read_csv(paths_table)
 barriers = pd.read_csv(barriers_table)
@@ -52,9 +54,7 @@ for ax, (split, metric, label) in zip(axes, panels, strict=True):
         ax.set_yscale("log")
 fig.suptitle("Paths between independently trained solutions (line: mean over seed pairs; band: range)")
 fig.tight_layout()
-Path(figure_png).parent.mkdir(parents=True, exist_ok=True)
-fig.savefig(figure_png, dpi=150)
-fig.savefig(figure_pdf)
+save_figure(fig, figure_png, figure_pdf)
 
 # %% [markdown]
 # **Figure.** Training-subset loss (left, log scale) and test error (right) along the straight

@@ -22,12 +22,13 @@ figure_png = "results/figures/connectivity_plane.png"
 figure_pdf = "results/figures/connectivity_plane.pdf"
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+
+from lossgeom.figures import save_figure
 
 sns.set_theme(context="notebook", style="white")
 plane = pd.read_csv(plane_table)
@@ -63,9 +64,7 @@ for ax, (split, metric, label) in zip(axes, [("train", "loss", "training-subset 
     ax.legend(loc="upper right", fontsize=8)
 fig.suptitle(f"Loss and error on the plane through a, b and the bend (seeds {first.seed_a} and {first.seed_b})")
 fig.tight_layout()
-Path(figure_png).parent.mkdir(parents=True, exist_ok=True)
-fig.savefig(figure_png, dpi=150)
-fig.savefig(figure_pdf)
+save_figure(fig, figure_png, figure_pdf)
 
 # %% [markdown]
 # **Figure.** Left: training-subset loss (log colour scale); right: test error. White dots: the

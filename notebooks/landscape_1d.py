@@ -22,12 +22,13 @@ figure_png = "results/figures/landscape_1d.png"
 figure_pdf = "results/figures/landscape_1d.pdf"
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+
+from lossgeom.figures import save_figure
 
 sns.set_theme(context="notebook", style="whitegrid")
 landscape = pd.read_csv(landscape_table)
@@ -51,9 +52,7 @@ for col, kind in enumerate(kinds):
             ax.set_yscale("log")
 fig.suptitle("1D profiles through the final weights (band: range over seeds)")
 fig.tight_layout()
-Path(figure_png).parent.mkdir(parents=True, exist_ok=True)
-fig.savefig(figure_png, dpi=150)
-fig.savefig(figure_pdf)
+save_figure(fig, figure_png, figure_pdf)
 
 # %% [markdown]
 # **Figure.** Loss (top, log scale) and accuracy (bottom) along each direction of the slices,

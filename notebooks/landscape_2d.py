@@ -24,12 +24,13 @@ figure_png = "results/figures/landscape_2d.png"
 figure_pdf = "results/figures/landscape_2d.pdf"
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+
+from lossgeom.figures import save_figure
 
 sns.set_theme(context="notebook", style="white")
 landscape = pd.read_csv(landscape_table)
@@ -61,9 +62,7 @@ for row, split in enumerate(["train", "test"]):
         ax.legend(loc="upper right", fontsize=8)
 fig.suptitle(f"Loss on 2D slices around the final weights ({experiment}, seed {seed})")
 fig.tight_layout()
-Path(figure_png).parent.mkdir(parents=True, exist_ok=True)
-fig.savefig(figure_png, dpi=150)
-fig.savefig(figure_pdf)
+save_figure(fig, figure_png, figure_pdf)
 
 # %% [markdown]
 # **Figure.** Training-subset (top) and test (bottom) cross-entropy on the plane spanned by

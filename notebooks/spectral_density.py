@@ -30,6 +30,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from lossgeom.figures import save_figure
+
 sns.set_theme(context="notebook", style="whitegrid")
 density = pd.read_csv(density_table)
 settings = json.loads(Path(density_table + ".meta.json").read_text())["config"]
@@ -48,9 +50,7 @@ for ax, stage in zip(axes[0], stages, strict=True):
            ylabel="spectral density (per unit eigenvalue)")
 fig.suptitle("Hessian spectral density of the training loss (stochastic Lanczos quadrature)")
 fig.tight_layout()
-Path(figure_png).parent.mkdir(parents=True, exist_ok=True)
-fig.savefig(figure_png, dpi=150)
-fig.savefig(figure_pdf)
+save_figure(fig, figure_png, figure_pdf)
 
 # %% [markdown]
 # **Figure.** Smoothed spectral density of the training-loss Hessian on the curvature subset,

@@ -33,6 +33,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
+from lossgeom.figures import save_figure
+
 sns.set_theme(context="notebook", style="whitegrid")
 training = pd.read_csv(training_table)
 curvature = pd.read_csv(curvature_table)
@@ -67,9 +69,7 @@ for ax in axes[1]:
     ax.set_xlabel("epoch (0 = initialisation)")
 fig.suptitle("Optimisation and curvature per epoch (line: mean over seeds; band: range over seeds)")
 fig.tight_layout()
-Path(figure_png).parent.mkdir(parents=True, exist_ok=True)
-fig.savefig(figure_png, dpi=150)
-fig.savefig(figure_pdf)
+save_figure(fig, figure_png, figure_pdf)
 
 # %% [markdown]
 # **Figure.** Top left: training and test cross-entropy over the full sets. Top right: test

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from lossgeom.landscape import evaluate_slice
-from lossgeom.models import MLP, flat_parameters, set_flat_parameters
+from lossgeom.models import MLP, set_flat_parameters
 from lossgeom.provenance import save_torch
 from lossgeom.training import build_optimizer, evaluate
 
@@ -379,7 +379,6 @@ __all__ = [
     "evaluate_points",
     "has_batchnorm",
     "recompute_batchnorm",
-    "flat_parameters",
     "linear_path",
     "permutation_spec",
     "permute_state",

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -79,9 +78,3 @@ def json_argument(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from error
-
-
-def ensure_parent(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
