@@ -17,6 +17,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/curvature.smk"
 include: "workflow/rules/landscape.smk"
 include: "workflow/rules/connectivity.smk"
+include: "workflow/rules/bounds.smk"
 include: "workflow/rules/figures.smk"
 
 

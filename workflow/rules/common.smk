@@ -22,6 +22,7 @@ CURVATURE = config["curvature"]
 DENSITY = config["density"]
 LANDSCAPE = config["landscape"]
 CONNECTIVITY = config["connectivity"]
+BOUNDS = config["bounds"]
 DATA = os.path.join(config["data"]["root"], "mnist.pt")
 RUN = "results/runs/{experiment}/seed{seed}"
 # Every job runs the conda environment that pyproject.toml mirrors (--sdm conda), or the
@@ -138,6 +139,54 @@ def pair_weights(wildcards, which):
     return f"results/runs/{wildcards.experiment}/seed{seed}/weights/epoch{epochs(wildcards.experiment)}.pt"
 
 
+def tracked_seed():
+    """The seed whose every epoch is bounded (checked at parse time)."""
+    seed = BOUNDS["track_seed"]
+    if seed is None:
+        return SEEDS[0]
+    if seed not in SEEDS:
+        raise ValueError(f"bounds.track_seed: {seed} is not among the configured seeds {SEEDS}")
+    return seed
+
+
+TRACKED_SEED = tracked_seed()
+BOUNDS_OUTPUTS = {
+    "bounds": f"{RUN}/bounds/epoch{{epoch}}.csv",
+    "bound_terms": f"{RUN}/bounds/epoch{{epoch}}_terms.csv",
+}
+
+
+def bounds_files(pattern):
+    """Every seed's final epoch, and every epoch of the tracked seed."""
+    out = []
+    for experiment in EXPERIMENTS:
+        n = epochs(experiment)
+        jobs = [(seed, n) for seed in SEEDS] + [(TRACKED_SEED, e) for e in range(n)]
+        out += [pattern.format(experiment=experiment, seed=s, epoch=e) for s, e in sorted(jobs)]
+    return out
+
+
+def bounds_final_flags(wildcards):
+    """The final epoch gets m draws and the optimised posterior; other epochs a lighter m."""
+    if int(wildcards.epoch) != epochs(wildcards.experiment):
+        return f"--mc-samples {BOUNDS['epoch_mc_samples']}"
+    spec = EXPERIMENTS[wildcards.experiment]
+    b = BOUNDS
+    key = config_hash({"spec": spec, "seed": int(wildcards.seed), "device": config["device"],
+                       "data": {k: config["data"][k] for k in ("normalize", "checksums")},
+                       "prior": {k: b[k] for k in ("prior_fraction", "prior_epochs", "split_seed")}})
+    return (
+        f"--mc-samples {b['mc_samples']} --optimize --spec {spec_json(wildcards)} "
+        f"--prior {b['prior']} --prior-fraction {b['prior_fraction']} "
+        f"--prior-epochs {b['prior_epochs']} --split-seed {b['split_seed']} "
+        f"--posterior-sigma {b['posterior_sigma']} --objective {b['objective']} "
+        f"--posterior-epochs {b['posterior_epochs']} --posterior-lr {b['posterior_lr']} "
+        f"--posterior-momentum {b['posterior_momentum']} "
+        f"--posterior-batch-size {b['posterior_batch_size']} --pmin {b['pmin']} "
+        f"--checkpoint-dir results/checkpoints/{wildcards.experiment}/seed{wildcards.seed}/prior/{key}"
+    )
+
+
 def quoted_json(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
@@ -156,10 +205,13 @@ FIGURES = {
     "spectral_density": ["density"],
     "connectivity_paths": ["paths", "barriers"],
     "connectivity_plane": ["plane", "barriers"],
+    "bounds_seeds": ["bounds", "bound_terms"],
+    "bounds_epochs": ["bounds", "curvature"],
 }
 TABLES = expand(
     "results/tables/{table}.csv",
-    table=["training", "runs", "curvature", "density", "landscape", "paths", "barriers", "plane"],
+    table=["training", "runs", "curvature", "density", "landscape", "paths", "barriers", "plane",
+           "bounds", "bound_terms"],
 )
 
 

@@ -1,0 +1,330 @@
+"""Gaussian weight posteriors, their Monte-Carlo error, and PAC-Bayes training of them.
+
+:class:`GaussianPosterior` is a diagonal Gaussian over a model's trainable parameters: the
+means live in a copy of the model, the scales are ``softplus(rho)``. It is sampled with the
+local reparameterisation trick (Kingma et al. 2015): instead of drawing a weight matrix, each
+affine layer draws its output from the Gaussian it has given its input,
+
+    W x + b  with  W_ij ~ N(M_ij, S_ij^2), b_i ~ N(m_i, s_i^2)
+    ~  N(M x + m, (S^2) (x^2) + s^2)  per example,
+
+which is exact in distribution for independent weights per example. A forward pass therefore
+evaluates every example under its own independent draw from ``Q``. The mean 0-1 error of one
+such pass over ``n`` examples is an unbiased, ``[0, 1]``-valued estimate of ``Q``'s empirical
+error, and ``m`` passes are independent, which is what the sample-convergence bound in
+:func:`lossgeom.bounds.sample_convergence_bound` needs.
+
+Supported layers: ``nn.Linear`` and ``nn.LayerNorm`` (its affine parameters). BatchNorm is
+refused: its running statistics are data-dependent parameters that a prior fixed before the
+data could not contain.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lossgeom.bounds import BoundError, bounded_cross_entropy, kl_diagonal_gaussians, pac_bayes_objective
+from lossgeom.models import MLP, evaluation_mode
+
+logger = logging.getLogger(__name__)
+
+
+def _inverse_softplus(sigma: float) -> float:
+    return math.log(math.expm1(sigma))
+
+
+class GaussianPosterior(nn.Module):
+    """``N(mean, diag(softplus(rho))^2)`` over the trainable parameters of ``model``.
+
+    Args:
+        model: the network whose parameters are the initial means (copied, never modified).
+        sigma: the initial scale of every parameter.
+    """
+
+    def __init__(self, model: nn.Module, sigma: float) -> None:
+        super().__init__()
+        if not sigma > 0:
+            raise BoundError(f"a posterior scale must be positive, got {sigma!r}")
+        self.net = copy.deepcopy(model).eval()
+        self._names = [n for n, p in self.net.named_parameters() if p.requires_grad]
+        self.rho = nn.ParameterList(
+            nn.Parameter(torch.full_like(p, _inverse_softplus(sigma)))
+            for n, p in self.net.named_parameters() if p.requires_grad
+        )
+        self._index = dict(zip(self._names, range(len(self._names)), strict=True))
+        self.generator: torch.Generator | None = None
+        self.sampling = False
+        for prefix, module in self.net.named_modules():
+            own = [n for n, p in module.named_parameters(recurse=False) if p.requires_grad]
+            if not own:
+                continue
+            if isinstance(module, nn.Linear | nn.LayerNorm):
+                module.register_forward_hook(self._noise_hook(prefix))
+            else:
+                raise BoundError(
+                    f"a Gaussian posterior cannot be sampled through {type(module).__name__} "
+                    f"({prefix or 'the model'}): supported layers are Linear and LayerNorm"
+                    + ("; BatchNorm running statistics depend on the data" if "BatchNorm" in type(module).__name__ else "")
+                )
+
+    def _scale(self, name: str) -> Tensor:
+        return F.softplus(self.rho[self._index[name]])
+
+    def _noise_hook(self, prefix: str):
+        key = f"{prefix}." if prefix else ""
+
+        def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor | None:
+            if not self.sampling:
+                return None
+            x = inputs[0]
+            if isinstance(module, nn.Linear):
+                bias = self._scale(key + "bias") ** 2 if module.bias is not None else None
+                variance = F.linear(x * x, self._scale(key + "weight") ** 2, bias)
+            else:  # LayerNorm: y = x_hat * gamma + beta, Gaussian in (gamma, beta)
+                x_hat = F.layer_norm(x, module.normalized_shape, eps=module.eps)
+                variance = torch.zeros_like(output)
+                if module.weight is not None:
+                    variance = variance + x_hat**2 * self._scale(key + "weight") ** 2
+                if module.bias is not None:
+                    variance = variance + self._scale(key + "bias") ** 2
+            return output + variance.sqrt() * self._normal(output)
+
+        return hook
+
+    def _normal(self, like: Tensor) -> Tensor:
+        return torch.randn(like.shape, generator=self.generator, device=like.device, dtype=like.dtype)
+
+    def forward(self, x: Tensor, first_preactivation: Tensor | None = None) -> Tensor:
+        """One stochastic pass: every example under its own draw of the weights."""
+        self.sampling = True
+        try:
+            if first_preactivation is None:
+                return self.net(x)
+            return self.net(x, first_preactivation=first_preactivation)
+        finally:
+            self.sampling = False
+
+    def mean_forward(self, x: Tensor) -> Tensor:
+        """The deterministic network at the posterior mean."""
+        return self.net(x)
+
+    def means(self) -> Iterator[Tensor]:
+        return (p for p in self.net.parameters() if p.requires_grad)
+
+    def flat_mean(self) -> Tensor:
+        return torch.cat([p.reshape(-1) for p in self.means()])
+
+    def flat_sigma(self) -> Tensor:
+        return torch.cat([F.softplus(r).reshape(-1) for r in self.rho])
+
+    def kl(self, prior_mean: Tensor, prior_sigma: Tensor | float) -> Tensor:
+        """``KL(Q || N(prior_mean, prior_sigma^2 I))`` in nats, differentiable in ``Q``."""
+        mean = self.flat_mean()
+        if prior_mean.shape != mean.shape:
+            raise BoundError(f"the prior mean has {prior_mean.numel()} entries, the posterior {mean.numel()}")
+        return kl_diagonal_gaussians(mean, self.flat_sigma(), prior_mean, prior_sigma)
+
+
+@dataclass
+class MonteCarloError:
+    """Mean 0-1 error of ``m`` independent stochastic passes over ``n`` examples."""
+
+    mean: float
+    per_draw: list[float]
+    m: int
+    n: int
+    seed: int
+    seconds: float
+
+
+@torch.no_grad()
+def monte_carlo_error(
+    posterior: GaussianPosterior,
+    x: Tensor,
+    y: Tensor,
+    m: int,
+    seed: int,
+    chunk_size: int = 1000,
+) -> MonteCarloError:
+    """``m`` stochastic passes over ``(x, y)`` with a generator seeded by ``seed``.
+
+    Each pass evaluates every example under weights distributed as ``Q``; passes are
+    independent. Within one pass the examples' draws may be coupled without changing that
+    pass's expectation, so for registry MLPs one standard-normal matrix of shape
+    ``(chunk_size, width)`` drives the first layer's noise for every chunk of the pass, and the
+    first layer's mean and variance, which no draw changes, are computed once for all passes.
+    That removes most of the work (and most of the random numbers) from ``m`` passes.
+    """
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise BoundError(f"m (Monte-Carlo samples) must be a positive integer, got {m!r}")
+    if chunk_size < 1:
+        raise BoundError(f"chunk_size must be positive, got {chunk_size!r}")
+    start = time.perf_counter()
+    generator = torch.Generator(device=x.device).manual_seed(int(seed))
+    posterior.generator = generator
+    errors = torch.zeros(m, dtype=torch.float64, device=x.device)
+    net = posterior.net
+    batches = [(x[i : i + chunk_size], y[i : i + chunk_size]) for i in range(0, x.shape[0], chunk_size)]
+    try:
+        if isinstance(net, MLP):
+            layer = net.input_layer
+            weight_var = posterior._scale("input_layer.weight") ** 2
+            bias_var = posterior._scale("input_layer.bias") ** 2 if layer.bias is not None else None
+            moments = []
+            for xb, _ in batches:
+                flat = xb.flatten(1)
+                moments.append((layer(flat), F.linear(flat * flat, weight_var, bias_var).sqrt()))
+            width = layer.out_features
+            for j in range(m):
+                z = torch.randn((len(batches[0][0]), width), generator=generator, device=x.device,
+                                dtype=moments[0][0].dtype)
+                for (xb, yb), (mean, std) in zip(batches, moments, strict=True):
+                    pre = torch.addcmul(mean, std, z[: len(xb)])
+                    errors[j] += (posterior(xb, first_preactivation=pre).argmax(1) != yb).sum()
+        else:
+            for j in range(m):
+                for xb, yb in batches:
+                    errors[j] += (posterior(xb).argmax(1) != yb).sum()
+    finally:
+        posterior.generator = None
+    per_draw = (errors / x.shape[0]).tolist()
+    return MonteCarloError(
+        mean=float(sum(per_draw) / m), per_draw=per_draw, m=m, n=int(x.shape[0]), seed=int(seed),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def optimal_prior_sigma(posterior: GaussianPosterior, prior_mean: Tensor) -> Tensor:
+    """The isotropic prior scale that minimises ``KL(Q || N(prior_mean, s^2 I))`` over ``s``."""
+    sigma, mean = posterior.flat_sigma(), posterior.flat_mean()
+    return ((sigma.pow(2).sum() + (mean - prior_mean).pow(2).sum()) / mean.numel()).sqrt()
+
+
+@dataclass
+class PosteriorTraining:
+    """What PAC-Bayes training of a posterior produced."""
+
+    posterior: GaussianPosterior
+    prior_sigma: float  # the learned prior scale, before it is snapped to the grid
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_posterior(
+    posterior: GaussianPosterior,
+    prior_mean: Tensor,
+    prior_sigma: float,
+    x: Tensor,
+    y: Tensor,
+    n_bound: int,
+    delta: float,
+    epochs: int,
+    lr: float,
+    momentum: float,
+    batch_size: int,
+    seed: int,
+    objective: str = "quad",
+    pmin: float = 1e-4,
+    learn_prior_sigma: bool = True,
+) -> PosteriorTraining:
+    """PAC-Bayes with backprop (Perez-Ortiz et al. 2021) on ``(x, y)``.
+
+    Minimises ``objective`` (``quad`` or ``classic``) of the bounded cross-entropy of one
+    stochastic pass per minibatch and ``KL(Q || P)`` with ``n = n_bound``, by SGD with momentum
+    over the posterior means and ``rho``. With ``learn_prior_sigma`` the prior's single scale is
+    chosen too (Dziugaite & Roy 2017): at every step it is the scale that minimises the KL for
+    the current posterior, ``sigma_p^2 = (sum sigma_q^2 + ||mu_q - mu_p||^2) / k`` over the
+    ``k`` parameters. A certificate must then snap it to a grid fixed in advance and pay for
+    the grid with a union bound. The minibatch order and the noise come from
+    generators seeded by ``seed``.
+    """
+    start = time.perf_counter()
+    sigma_p = torch.tensor(prior_sigma, dtype=prior_mean.dtype, device=prior_mean.device)
+    parameters = [*posterior.means(), *posterior.rho]
+    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum)
+    order = torch.Generator().manual_seed(int(seed))
+    posterior.generator = torch.Generator(device=x.device).manual_seed(int(seed) + 1)
+    history = []
+    try:
+        with evaluation_mode(posterior.net):
+            for epoch in range(1, epochs + 1):
+                permutation = torch.randperm(x.shape[0], generator=order).to(x.device)
+                totals = {"objective": 0.0, "empirical": 0.0, "kl": 0.0, "error": 0.0}
+                steps = 0
+                for i in range(0, x.shape[0], batch_size):
+                    index = permutation[i : i + batch_size]
+                    logits = posterior(x[index])
+                    empirical = bounded_cross_entropy(logits, y[index], pmin)
+                    if learn_prior_sigma:
+                        with torch.no_grad():
+                            sigma_p = optimal_prior_sigma(posterior, prior_mean)
+                    kl = posterior.kl(prior_mean, sigma_p)
+                    loss = pac_bayes_objective(empirical, kl, n_bound, delta, objective)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    totals["objective"] += float(loss.detach())
+                    totals["empirical"] += float(empirical.detach())
+                    totals["kl"] += float(kl.detach())
+                    totals["error"] += float((logits.argmax(1) != y[index]).float().mean())
+                    steps += 1
+                row = {"epoch": epoch, **{k: v / steps for k, v in totals.items()},
+                       "prior_sigma": float(sigma_p)}
+                history.append(row)
+                logger.info("posterior epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items()})
+    finally:
+        posterior.generator = None
+    return PosteriorTraining(posterior, float(sigma_p), history, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def perturbed_accuracy(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    sigma: float,
+    n_samples: int,
+    seed: int,
+    magnitude_eps: float | None = None,
+    batch_size: int = 10_000,
+) -> float:
+    """Mean accuracy of ``model`` with Gaussian noise added to its trainable weights.
+
+    Isotropic noise ``u ~ N(0, sigma^2 I)`` or, with ``magnitude_eps``, the magnitude-aware
+    ``u_i ~ N(0, sigma^2 w_i^2 + eps^2)`` (Jiang et al. 2019). Draw ``j`` uses the generator
+    seeded with ``seed + j``: every ``sigma`` sees the same standard-normal draws (common random
+    numbers), so the accuracy drop is a smooth function of ``sigma`` for the bisection. The
+    weights are restored exactly afterwards.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise BoundError(f"the number of noise samples must be a positive integer, got {n_samples!r}")
+    if sigma < 0:
+        raise BoundError(f"sigma must be >= 0, got {sigma!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved = [p.detach().clone() for p in params]
+    total = 0.0
+    try:
+        with evaluation_mode(model):
+            for j in range(n_samples):
+                generator = torch.Generator(device=x.device).manual_seed(int(seed) + j)
+                for p, w in zip(params, saved, strict=True):
+                    z = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+                    scale = sigma if magnitude_eps is None else torch.sqrt(sigma**2 * w**2 + magnitude_eps**2)
+                    p.copy_(w + scale * z)
+                correct = 0
+                for i in range(0, x.shape[0], batch_size):
+                    correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+                total += correct / x.shape[0]
+    finally:
+        for p, w in zip(params, saved, strict=True):
+            p.copy_(w)
+    return total / n_samples
