@@ -19,9 +19,20 @@ import torch
 from lossgeom import bounds
 from lossgeom.data import Dataset
 from lossgeom.models import flat_parameters
-from lossgeom.posterior import GaussianPosterior, monte_carlo_error, perturbed_accuracy, train_posterior
+from lossgeom.posterior import (
+    GaussianPosterior,
+    monte_carlo_error,
+    perturbed_accuracy,
+    train_posterior,
+)
 from lossgeom.provenance import provenance, write_table
-from lossgeom.runs import add_common_arguments, check_same_architecture, json_argument, load_weights, setup
+from lossgeom.runs import (
+    add_common_arguments,
+    check_same_architecture,
+    json_argument,
+    load_weights,
+    setup,
+)
 from lossgeom.training import evaluate, train
 
 COLUMNS = ["experiment", "seed", "epoch", "quantity", "value", "delta", "n", "mc_samples"]

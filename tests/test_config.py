@@ -67,6 +67,11 @@ def bad(path: list, value):
         (["landscape", "directions"], ["diagonal"], "directions"),
         (["data", "normalize", "std"], 0, "std"),
         (["curvature", "subseet"], 10, "subseet"),
+        (["bounds", "delta"], 1.5, "delta"),
+        (["bounds", "delta_prime"], 0, "delta_prime"),
+        (["bounds", "mc_samples"], 0, "mc_samples"),
+        (["bounds", "objective"], "mcallester", "objective"),
+        (["bounds", "prior_fraction"], 1.0, "prior_fraction"),
     ],
 )
 def test_bad_configs_name_the_key(path, value, key):

@@ -48,7 +48,7 @@ def smoke_run(tmp_path_factory, synthetic_mirror):
 def test_dry_run_lists_every_stage(smoke_run):
     _, dry = smoke_run
     for rule in ("mnist", "train", "curvature", "spectral_density", "landscape", "connectivity",
-                 "figure", "index"):
+                 "bounds", "bounds_table", "figure", "index"):
         assert re.search(rf"^{rule}\s+\d+", dry, flags=re.M), rule
 
 
@@ -63,7 +63,7 @@ def test_every_declared_output_exists(smoke_run):
         assert (workdir / row[0]).exists(), row[0]
         assert "missing" not in row, row
     for name in ("training_curves", "landscape_2d", "landscape_1d", "spectral_density",
-                 "connectivity_paths", "connectivity_plane"):
+                 "connectivity_paths", "connectivity_plane", "bounds_seeds", "bounds_epochs"):
         for path in (f"results/figures/{name}.png", f"results/figures/{name}.pdf",
                      f"results/notebooks/{name}.ipynb", f"results/notebooks/{name}.html"):
             assert (workdir / path).stat().st_size > 0, path
@@ -94,6 +94,23 @@ def test_tables_have_the_stable_columns(smoke_run):
     assert (barriers.barrier >= 0).all() and len(barriers) == 4 * 2 * 2  # one pair of seeds
     paths = pd.read_csv(tables / "paths.csv")
     assert sorted(paths[paths.path == "bezier"].t.unique()) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    bounds = pd.read_csv(tables / "bounds.csv")
+    assert list(bounds.columns) == ["experiment", "seed", "epoch", "quantity", "value", "delta", "n", "mc_samples"]
+    final = bounds[bounds.epoch == 2]
+    assert sorted(final.seed.unique()) == [0, 1]  # every seed's final weights
+    assert sorted(bounds[bounds.seed == 0].epoch.unique()) == [0, 1, 2]  # the tracked seed along training
+    assert sorted(bounds[bounds.seed == 1].epoch.unique()) == [2]
+    assert set(final.quantity) == {"test_error", "train_error", "proxy", "jiang_sharpness", "jiang_magnitude_aware",
+                                   "certificate_centered", "stochastic_test_error_centered",
+                                   "certificate_optimized", "stochastic_test_error_optimized"}
+    assert "certificate_optimized" not in set(bounds[bounds.epoch < 2].quantity)
+    certificates = bounds[bounds.quantity.str.startswith("certificate")]
+    assert certificates.value.between(0, 1).all() and (certificates.delta == 0.025).all()
+    assert set(certificates[certificates.epoch == 2].mc_samples) == {20}  # the smoke preset's m
+    assert set(certificates[certificates.epoch < 2].mc_samples) == {5}
+    assert set(certificates[certificates.quantity == "certificate_optimized"].n) == {300}  # half for the prior
+    terms = pd.read_csv(tables / "bound_terms.csv")
+    assert {"mc_seed", "m", "kl", "grid_size", "confidence"} <= set(terms.term)
     meta = json.loads((tables / "curvature.csv.meta.json").read_text())
     assert meta["config"]["top_k"] == 3 and "git_commit" in meta and meta["sources"]
 
@@ -123,11 +140,20 @@ def test_one_figure_rebuilds_alone(smoke_run):
     assert "train" not in re.findall(r"^(\w+)\s+\d+$", result.stdout + result.stderr, flags=re.M)
 
 
-def test_bad_config_fails_before_any_job(tmp_path, synthetic_mirror):
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"experiments": {"report_mlp": {"optimizer": {"lr": -1}}}}))
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"experiments": {"report_mlp": {"optimizer": {"lr": -1}}}}, "lr"),
+        ({"bounds": {"track_seed": 7}}, "bounds.track_seed: 7 is not among the configured seeds"),
+        ({"bounds": {"delta": 0.5, "delta_prime": 0.5}}, "bounds.delta + bounds.delta_prime must be below 1"),
+        ({"bounds": {"mc_samples": 0}}, "mc_samples"),
+    ],
+)
+def test_bad_config_fails_before_any_job(tmp_path, synthetic_mirror, config, message):
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "all", check=False)
     assert result.returncode != 0
-    assert "lr" in result.stderr + result.stdout
+    assert message in result.stderr + result.stdout
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 

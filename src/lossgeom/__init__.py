@@ -8,6 +8,9 @@ Modules:
     models: the model registry (the report's MLP and its variants).
     training: checkpointed, resumable training with per-epoch metrics.
     provenance: atomic writes, config hashes and provenance sidecars.
+    connectivity: paths between solutions, their barriers, and weight matching.
+    bounds: the binary kl, PAC-Bayes-kl certificates, the report's proxy, Jiang's measures.
+    posterior: Gaussian weight posteriors, their Monte-Carlo error, PAC-Bayes with backprop.
 """
 
 __version__ = "0.1.0"

@@ -32,7 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lossgeom.bounds import BoundError, bounded_cross_entropy, kl_diagonal_gaussians, pac_bayes_objective
+from lossgeom.bounds import (
+    BoundError,
+    bounded_cross_entropy,
+    kl_diagonal_gaussians,
+    pac_bayes_objective,
+)
 from lossgeom.models import MLP, evaluation_mode
 
 logger = logging.getLogger(__name__)
@@ -203,6 +208,7 @@ def monte_carlo_error(
     )
 
 
+@torch.no_grad()
 def optimal_prior_sigma(posterior: GaussianPosterior, prior_mean: Tensor) -> Tensor:
     """The isotropic prior scale that minimises ``KL(Q || N(prior_mean, s^2 I))`` over ``s``."""
     sigma, mean = posterior.flat_sigma(), posterior.flat_mean()

@@ -149,6 +149,18 @@ def tracked_seed():
     return seed
 
 
+def check_bounds():
+    """What the schema cannot say about the bounds section, checked before any job."""
+    if BOUNDS["delta"] + BOUNDS["delta_prime"] >= 1:
+        raise ValueError(f"bounds.delta + bounds.delta_prime must be below 1, got "
+                         f"{BOUNDS['delta']} + {BOUNDS['delta_prime']}")
+    if BOUNDS["sigma_min"] > BOUNDS["sigma_max"]:
+        raise ValueError(f"bounds.sigma_min ({BOUNDS['sigma_min']}) exceeds bounds.sigma_max ({BOUNDS['sigma_max']})")
+    if BOUNDS["sigma_grid"] == 1 and BOUNDS["sigma_min"] != BOUNDS["sigma_max"]:
+        raise ValueError("bounds.sigma_grid = 1 needs bounds.sigma_min == bounds.sigma_max")
+
+
+check_bounds()
 TRACKED_SEED = tracked_seed()
 BOUNDS_OUTPUTS = {
     "bounds": f"{RUN}/bounds/epoch{{epoch}}.csv",

@@ -1,0 +1,152 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Does curvature bound generalisation? Proxies, sharpness measures and PAC-Bayes certificates
+#
+# The report ties curvature to generalisation with sqrt(||theta||^2 Tr(H) / (n eps^2)). That
+# formula is a scaling heuristic with an unknown constant, so it is reported here as the
+# **proxy**, never as a bound. Next to it, for every seed's final weights:
+#
+# * the sharpness-based PAC-Bayes **measures** of Jiang et al. (2019): sigma is the largest
+#   isotropic (or magnitude-aware) weight-noise scale that costs at most a fixed drop in
+#   training accuracy, and the measure is ||w - w0||^2 / (4 sigma^2) + ln(n / sigma) + 10
+#   (magnitude-aware variant analogous). They rank models; they bound nothing;
+# * two **PAC-Bayes-kl certificates** of the 0-1 risk of a Gaussian stochastic classifier Q:
+#   the *centred* posterior N(w, s^2 I) against the prior N(w0, s^2 I), and the *optimised*
+#   posterior learned by PAC-Bayes with backprop (Perez-Ortiz et al. 2021), by default against
+#   a data-dependent prior trained on a held-out half of the training set, so that certificate
+#   uses only the other half. Each chains the sample-convergence bound on the m-draw
+#   Monte-Carlo estimate of Q's training error (confidence 1 - delta'), the PAC-Bayes-kl bound
+#   with a union bound over the grid of prior scales (confidence 1 - delta), and the inverse of
+#   the binary kl. A certificate holds with probability at least 1 - delta - delta' over the
+#   sample and the draws. It bounds Q's error, so it is compared with Q's test error (the
+#   `stochastic_test_error_*` rows) as well as with the deterministic network's.
+#
+# A certificate at or above 0.9, the error of guessing uniformly among ten classes, is
+# **vacuous**: it says nothing. Values are never clipped.
+
+# %% tags=["parameters"]
+bounds_table = "results/tables/bounds.csv"
+bound_terms_table = "results/tables/bound_terms.csv"
+figure_png = "results/figures/bounds_seeds.png"
+figure_pdf = "results/figures/bounds_seeds.pdf"
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from lossgeom.figures import save_figure
+
+VACUOUS = 0.9  # error of uniform guessing over 10 classes
+sns.set_theme(context="notebook", style="whitegrid")
+bounds = pd.read_csv(bounds_table)
+terms = pd.read_csv(bound_terms_table)
+settings = json.loads(Path(bounds_table + ".meta.json").read_text())["config"]
+last = bounds.groupby("experiment").epoch.transform("max")
+final = bounds[bounds.epoch == last].copy()
+final_terms = terms[terms.epoch == terms.groupby("experiment").epoch.transform("max")]
+print(f"experiments {sorted(final.experiment.unique())}; seeds {sorted(final.seed.unique().tolist())}")
+print("settings:", settings)
+
+# %%
+wide = final.pivot_table(index=["experiment", "seed"], columns="quantity", values="value")
+errors = ["test_error", "stochastic_test_error_centered", "certificate_centered",
+          "stochastic_test_error_optimized", "certificate_optimized"]
+errors = [q for q in errors if q in wide]
+measures = [q for q in ["proxy", "jiang_sharpness", "jiang_magnitude_aware"] if q in wide]
+labels = {
+    "test_error": "test error\n(network at w)",
+    "stochastic_test_error_centered": "test error of Q\n(centred)",
+    "certificate_centered": "certificate\n(centred)",
+    "stochastic_test_error_optimized": "test error of Q\n(optimised)",
+    "certificate_optimized": "certificate\n(optimised)",
+    "proxy": "report's proxy (eps = {eps:g}), not a bound",
+    "jiang_sharpness": "Jiang sharpness measure",
+    "jiang_magnitude_aware": "Jiang magnitude-aware measure",
+}
+fig, axes = plt.subplots(1, 1 + len(measures), figsize=(5.5 + 4 * len(measures), 4.8),
+                         gridspec_kw={"width_ratios": [2] + [1] * len(measures)})
+ax = axes[0]
+long = final[final.quantity.isin(errors)].copy()
+long["what"] = long.quantity.map(labels)
+sns.stripplot(data=long, x="what", y="value", hue="seed", order=[labels[q] for q in errors],
+              dodge=True, size=8, palette="deep", ax=ax)
+ax.axhline(VACUOUS, color="crimson", ls="--", lw=1, label="vacuous (>= 0.9, uniform guessing)")
+ax.set(yscale="log", xlabel="", ylabel="0-1 error (fraction wrong, log scale)",
+       title="Certificates and the errors they bound")
+ax.tick_params(axis="x", labelsize=8)
+ax.legend(title="seed", fontsize=8, loc="upper left")
+for ax, measure in zip(axes[1:], measures, strict=True):
+    sub = wide.reset_index()
+    sns.scatterplot(data=sub, x="test_error", y=measure, hue="seed", style="experiment",
+                    palette="deep", s=80, ax=ax, legend=False)
+    ax.set(xlabel="test error (fraction wrong)", ylabel=labels[measure].format(eps=settings["eps"]),
+           title=labels[measure].split(" (")[0])
+    if measure != "proxy":
+        ax.set_yscale("log")
+fig.suptitle("Generalisation at each seed's final weights (one point per seed)")
+fig.tight_layout()
+save_figure(fig, figure_png, figure_pdf)
+
+# %% [markdown]
+# **Figure.** Left: the deterministic test error, the test error of each stochastic
+# classifier Q (mean over m Monte-Carlo draws) and the PAC-Bayes-kl certificate of Q's risk,
+# per seed, on a log scale; the dashed line marks vacuity. Right: the report's proxy and Jiang
+# et al.'s measures against the test error (one point per seed; the measures are unitless
+# complexity scores, the proxy is in the report's arbitrary units).
+#
+# ## Every bound with its delta, m and n
+
+# %%
+certs = final[final.quantity.str.startswith("certificate")].copy()
+term_wide = final_terms.pivot_table(index=["experiment", "seed", "quantity"], columns="term", values="value")
+certs = certs.join(term_wide, on=["experiment", "seed", "quantity"])
+certs["Q_test_error"] = [
+    wide.loc[(e, s), q.replace("certificate", "stochastic_test_error")]
+    for e, s, q in zip(certs.experiment, certs.seed, certs.quantity, strict=True)
+]
+certs["network_test_error"] = [wide.loc[(e, s), "test_error"] for e, s in zip(certs.experiment, certs.seed, strict=True)]
+certs["holds"] = certs.value >= certs.Q_test_error
+certs["verdict"] = np.where(certs.value >= VACUOUS, "vacuous", "non-vacuous")
+columns = ["experiment", "seed", "quantity", "value", "verdict", "Q_test_error", "network_test_error", "holds",
+           "delta", "delta_prime", "confidence", "n", "mc_samples", "mc_error", "empirical_bound", "kl",
+           "grid_size", "prior_sigma", "mc_seed"]
+certs[[c for c in columns if c in certs]].sort_values(["quantity", "experiment", "seed"])
+
+# %%
+for row in certs.itertuples():
+    status = "holds" if row.holds else "DOES NOT HOLD (an event of probability <= delta + delta')"
+    print(f"{row.experiment} seed {row.seed} {row.quantity}: {row.value:.4f} ({row.verdict}) vs test error "
+          f"of Q {row.Q_test_error:.4f}: {status}")
+print(f"every certificate >= the test error of the classifier it certifies: {bool(certs.holds.all())}")
+
+# %% [markdown]
+# `confidence` = 1 - delta - delta'. `n` counts the training samples behind the certificate
+# (those a data-dependent prior never saw); `mc_samples` is m, the number of weight draws
+# from Q behind `mc_error`, and `empirical_bound` is the sample-convergence bound
+# kl^-1(mc_error, ln(2/delta')/m). `grid_size` prior scales were allowed; the union bound
+# pays ln(grid_size). The Monte-Carlo seed of each estimate is `mc_seed`.
+#
+# ## Measures and errors per seed
+
+# %%
+wide[errors + measures]
+
+# %% [markdown]
+# ## Every term behind the numbers (final weights)
+
+# %%
+final_terms.pivot_table(index=["quantity", "term"], columns=["experiment", "seed"], values="value")
