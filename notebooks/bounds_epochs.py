@@ -31,6 +31,7 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
@@ -51,6 +52,9 @@ sharp = curvature[curvature.set_index(["experiment", "seed"]).index.isin(list(tr
                   & (curvature.quantity == "eig1")]
 print("tracked seed per experiment:", tracked.to_dict())
 print("settings:", settings)
+for row in along[np.isinf(along.value)].itertuples():  # not drawn on a log axis, so named here
+    print(f"epoch {row.epoch}: {row.quantity} is infinite: no noise scale down to {settings['jiang_upper']} / "
+          f"2^{settings['jiang_steps']} keeps the accuracy drop within {settings['jiang_target']}")
 
 # %%
 several = along.experiment.nunique() > 1

@@ -60,6 +60,11 @@ final = bounds[bounds.epoch == last].copy()
 final_terms = terms[terms.epoch == terms.groupby("experiment").epoch.transform("max")]
 print(f"experiments {sorted(final.experiment.unique())}; seeds {sorted(final.seed.unique().tolist())}")
 print("settings:", settings)
+infinite = final[np.isinf(final.value)]
+for row in infinite.itertuples():  # not drawn on a log axis, so named here
+    print(f"{row.experiment} seed {row.seed}: {row.quantity} is infinite: no noise scale down to "
+          f"{settings['jiang_upper']} / 2^{settings['jiang_steps']} keeps the accuracy drop within "
+          f"{settings['jiang_target']}")
 
 # %%
 wide = final.pivot_table(index=["experiment", "seed"], columns="quantity", values="value")
@@ -88,7 +93,7 @@ ax.axhline(VACUOUS, color="crimson", ls="--", lw=1, label="vacuous (>= 0.9, unif
 ax.set(yscale="log", xlabel="", ylabel="0-1 error (fraction wrong, log scale)",
        title="Certificates and the errors they bound")
 ax.tick_params(axis="x", labelsize=8)
-ax.legend(title="seed", fontsize=8, loc="upper left")
+ax.legend(title="seed", fontsize=8, loc="lower right")
 for ax, measure in zip(axes[1:], measures, strict=True):
     sub = wide.reset_index()
     sns.scatterplot(data=sub, x="test_error", y=measure, hue="seed", style="experiment",
@@ -113,7 +118,7 @@ save_figure(fig, figure_png, figure_pdf)
 # %%
 certs = final[final.quantity.str.startswith("certificate")].copy()
 term_wide = final_terms.pivot_table(index=["experiment", "seed", "quantity"], columns="term", values="value")
-certs = certs.join(term_wide, on=["experiment", "seed", "quantity"])
+certs = certs.join(term_wide.drop(columns=[c for c in term_wide if c in certs]), on=["experiment", "seed", "quantity"])
 certs["Q_test_error"] = [
     wide.loc[(e, s), q.replace("certificate", "stochastic_test_error")]
     for e, s, q in zip(certs.experiment, certs.seed, certs.quantity, strict=True)
