@@ -93,7 +93,7 @@ ax.axhline(VACUOUS, color="crimson", ls="--", lw=1, label="vacuous (>= 0.9, unif
 ax.set(yscale="log", xlabel="", ylabel="0-1 error (fraction wrong, log scale)",
        title="Certificates and the errors they bound")
 ax.tick_params(axis="x", labelsize=8)
-ax.legend(title="seed", fontsize=8, loc="lower right")
+ax.legend(title="seed", fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
 for ax, measure in zip(axes[1:], measures, strict=True):
     sub = wide.reset_index()
     sns.scatterplot(data=sub, x="test_error", y=measure, hue="seed", style="experiment",

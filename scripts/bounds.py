@@ -72,7 +72,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--jiang-eps", type=float, required=True, help="magnitude-aware floor")
     parser.add_argument("--delta", type=probability, required=True)
     parser.add_argument("--delta-prime", type=probability, required=True)
-    parser.add_argument("--mc-samples", type=positive_int, required=True, help="m, Monte-Carlo draws of Q")
+    parser.add_argument("--mc-samples", type=positive_int, required=True,
+                        help="m, Monte-Carlo passes (each example of each pass under its own draw of Q)")
+    parser.add_argument("--sample-convergence", choices=["trials", "passes"], default="trials",
+                        help="independent outcomes behind the estimate: n m per-example trials, or m passes")
     parser.add_argument("--select-samples", type=positive_int, required=True,
                         help="draws per grid scale when choosing the centred posterior's scale")
     parser.add_argument("--sigma-min", type=float, required=True)
@@ -199,7 +202,8 @@ def main() -> int:
     for sigma in args.grid:
         estimate = monte_carlo_error(GaussianPosterior(model, sigma), x_sub, y_sub, args.select_samples,
                                      args.seed, args.chunk_size).mean
-        value = bounds.certify(estimate, args.mc_samples, centred_kl(sigma), n_train, args.delta,
+        trials = args.mc_samples * (n_train if args.sample_convergence == "trials" else 1)
+        value = bounds.certify(estimate, trials, centred_kl(sigma), n_train, args.delta,
                                args.delta_prime, len(args.grid)).value
         choice.append((value, sigma))
     sigma = min(choice)[1]
@@ -217,17 +221,23 @@ def main() -> int:
 
 def certify_posterior(args, row, term, name, posterior, kl, x, y, data, seeds):
     mc = monte_carlo_error(posterior, x, y, args.mc_samples, seeds[0], args.chunk_size)
-    certificate = bounds.certify(mc.mean, mc.m, kl, mc.n, args.delta, args.delta_prime, len(args.grid))
+    trials = mc.trials if args.sample_convergence == "trials" else mc.m
+    certificate = bounds.certify(mc.mean, trials, kl, mc.n, args.delta, args.delta_prime, len(args.grid))
     test = monte_carlo_error(posterior, data.test_x, data.test_y, args.mc_samples, seeds[1], args.chunk_size)
     row(f"certificate_{name}", certificate.value, delta=args.delta, n=mc.n, mc_samples=mc.m)
     row(f"stochastic_test_error_{name}", test.mean, n=test.n, mc_samples=test.m)
     for key, value in certificate.as_dict().items():
         term(f"certificate_{name}", key, value)
     term(f"certificate_{name}", "mc_seed", mc.seed)
+    term(f"certificate_{name}", "mc_passes", mc.m)
+    # What the bound would be with one trial per pass (each pass's mean error as one outcome).
+    term(f"certificate_{name}", "empirical_bound_per_pass",
+         bounds.sample_convergence_bound(mc.mean, mc.m, args.delta_prime))
     term(f"certificate_{name}", "mc_seconds", mc.seconds)
     term(f"stochastic_test_error_{name}", "mc_seed", test.seed)
-    logging.info("certificate (%s): %.5f (MC error %.5f, bound %.5f, KL %.4g, n %d, m %d); stochastic test error %.5f",
-                 name, certificate.value, mc.mean, certificate.empirical_bound, kl, mc.n, mc.m, test.mean)
+    logging.info("certificate (%s): %.5f (MC error %.5f, bound %.5f, KL %.4g, n %d, m %d, trials %d); "
+                 "stochastic test error %.5f", name, certificate.value, mc.mean, certificate.empirical_bound, kl,
+                 mc.n, mc.m, trials, test.mean)
 
 
 def optimise(args, row, term, model, initial, w0, data, device, model_spec):
@@ -268,7 +278,7 @@ def optimise(args, row, term, model, initial, w0, data, device, model_spec):
     name = "certificate_optimized"
     term(name, "prior_sigma", prior_sigma)
     term(name, "learned_prior_sigma", training.prior_sigma)
-    term(name, "posterior_sigma_mean", float(posterior.flat_sigma().mean()))
+    term(name, "posterior_sigma_mean", float(posterior.flat_sigma().mean().detach()))
     term(name, "n_prior", n_prior)
     term(name, "prior_data_dependent", float(args.prior == "data_dependent"))
     term(name, "training_seconds", training.seconds)

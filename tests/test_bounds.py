@@ -116,8 +116,8 @@ def test_certificate_is_at_least_the_monte_carlo_error_and_never_clipped():
         ({"delta": 1.0}, "delta"),
         ({"delta": -0.1}, "delta"),
         ({"delta_prime": 1.5}, "delta_prime"),
-        ({"m": 0}, "m (Monte-Carlo samples)"),
-        ({"m": 2.5}, "m (Monte-Carlo samples)"),
+        ({"trials": 0}, "trials"),
+        ({"trials": 2.5}, "trials"),
         ({"n": 0}, "n"),
         ({"kl": -1.0}, "KL"),
         ({"mc_error": 1.2}, "Monte-Carlo error"),
@@ -125,7 +125,7 @@ def test_certificate_is_at_least_the_monte_carlo_error_and_never_clipped():
     ],
 )
 def test_certificate_rejects_bad_input_by_name(kwargs, name):
-    arguments = {"mc_error": 0.1, "m": 10, "kl": 1.0, "n": 100, "delta": 0.05, "delta_prime": 0.01,
+    arguments = {"mc_error": 0.1, "trials": 10, "kl": 1.0, "n": 100, "delta": 0.05, "delta_prime": 0.01,
                  "grid_size": 1, **kwargs}
     with pytest.raises(BoundError, match=name.split(" ")[0]):
         bounds.certify(**arguments)
@@ -231,6 +231,26 @@ def test_monte_carlo_error_matches_weight_sampling_and_is_reproducible():
     assert other.per_draw != mc.per_draw
     with pytest.raises(BoundError, match="m"):
         monte_carlo_error(posterior, x, y, m=0, seed=7)
+
+
+def test_every_example_of_every_pass_has_its_own_draw():
+    """Identical examples near the decision boundary: errors are independent Bernoulli trials.
+
+    Shared noise between examples (one draw for a whole pass, or noise reused across chunks)
+    would correlate their errors and inflate the variance of a pass's mean error far above
+    the binomial p (1 - p) / n that the per-example sample-convergence bound relies on.
+    """
+    torch.manual_seed(0)
+    model = MLP(input_dim=3, hidden=[], num_classes=2).double()  # all the noise in the first layer
+    x = torch.randn(1, 3, dtype=torch.float64).expand(500, 3).contiguous()
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    posterior = GaussianPosterior(model, 1.0)
+    mc = monte_carlo_error(posterior, x, y, m=400, seed=0, chunk_size=50)
+    p = mc.mean
+    assert 0.2 < p < 0.8 and mc.trials == 500 * 400
+    ratio = float(np.var(mc.per_draw, ddof=1)) / (p * (1 - p) / 500)
+    assert 0.75 < ratio < 1.3, ratio  # chi-square with 399 degrees of freedom: sd of the ratio 0.07
 
 
 def test_pac_bayes_training_lowers_the_objective_and_keeps_the_prior_fixed():
@@ -369,7 +389,9 @@ def test_script_writes_the_stable_table_and_reruns_identically(tmp_path, bounds_
     for kind in ("centered", "optimized"):
         assert 0 <= value.loc[f"certificate_{kind}", "value"] <= 1
         cert_terms = terms[terms.quantity == f"certificate_{kind}"].set_index("term").value
-        assert cert_terms["mc_seed"] in (4, 6) and cert_terms["m"] == 10 and cert_terms["grid_size"] == 5
+        assert cert_terms["mc_seed"] in (4, 6) and cert_terms["mc_passes"] == 10 and cert_terms["grid_size"] == 5
+        assert cert_terms["trials"] == 10 * value.loc[f"certificate_{kind}", "n"]  # per-example draws
+        assert cert_terms["empirical_bound"] < cert_terms["empirical_bound_per_pass"]
         assert value.loc[f"certificate_{kind}", "value"] >= cert_terms["mc_error"]
     assert math.isnan(value.loc["proxy", "delta"]) and value.loc["proxy", "value"] > 0
     meta = json.loads((tmp_path / "a" / "bounds.csv.meta.json").read_text())

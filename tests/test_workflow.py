@@ -110,7 +110,7 @@ def test_tables_have_the_stable_columns(smoke_run):
     assert set(certificates[certificates.epoch < 2].mc_samples) == {5}
     assert set(certificates[certificates.quantity == "certificate_optimized"].n) == {300}  # half for the prior
     terms = pd.read_csv(tables / "bound_terms.csv")
-    assert {"mc_seed", "m", "kl", "grid_size", "confidence"} <= set(terms.term)
+    assert {"mc_seed", "mc_passes", "trials", "kl", "grid_size", "confidence"} <= set(terms.term)
     meta = json.loads((tables / "curvature.csv.meta.json").read_text())
     assert meta["config"]["top_k"] == 3 and "git_commit" in meta and meta["sources"]
 

@@ -12,7 +12,12 @@ Three families, kept apart on purpose:
   draws, the 0-1 risk of ``Q`` is at most ``Certificate.value``. It chains
 
   1. the sample-convergence bound (Langford & Caruana 2002): ``Q``'s empirical error, estimated
-     from ``m`` Monte-Carlo draws, is bounded by ``kl^-1(hat, ln(2/delta') / m)``;
+     as the mean of ``N`` independent ``[0, 1]``-valued Monte-Carlo outcomes whose means average
+     to it, is bounded by ``kl^-1(hat, ln(2/delta') / N)`` (the Chernoff bound in kl form holds
+     for independent, not necessarily identically distributed, bounded outcomes; Hoeffding
+     1963). ``N`` is ``m`` when ``m`` weight draws are each scored on the whole sample, and
+     ``n m`` when, as in :func:`lossgeom.posterior.monte_carlo_error`, every example of every
+     pass is scored under its own independent draw;
   2. the PAC-Bayes-kl bound (Langford & Seeger 2001; Maurer 2004) for a prior chosen from a grid
      of ``grid_size`` priors fixed before seeing the data, paid for by a union bound:
      ``kl(emp || risk) <= (KL(Q||P) + ln(2 sqrt(n) / (delta / grid_size))) / n``;
@@ -99,17 +104,19 @@ def pac_bayes_kl_budget(kl: float, n: int, delta: float, grid_size: int = 1) -> 
     return (kl + math.log(2 * math.sqrt(n) * grid_size / delta)) / n
 
 
-def sample_convergence_bound(mc_error: float, m: int, delta_prime: float) -> float:
-    """Upper bound on a stochastic classifier's empirical error from an ``m``-draw estimate.
+def sample_convergence_bound(mc_error: float, trials: int, delta_prime: float) -> float:
+    """Upper bound on a stochastic classifier's empirical error from a Monte-Carlo estimate.
 
-    Each of the ``m`` draws is an independent ``[0, 1]``-valued estimate whose mean is the
-    empirical error of ``Q``; with probability ``1 - delta_prime`` the empirical error is at
-    most ``kl^-1(mc_error, ln(2 / delta_prime) / m)`` (Langford & Caruana 2002).
+    ``mc_error`` is the mean of ``trials`` independent ``[0, 1]``-valued outcomes whose expected
+    values average to the empirical error of ``Q`` (``m`` whole-sample scores of ``m`` weight
+    draws, or ``n m`` per-example 0-1 losses under independent per-example draws). With
+    probability ``1 - delta_prime`` the empirical error is at most
+    ``kl^-1(mc_error, ln(2 / delta_prime) / trials)`` (Langford & Caruana 2002).
     """
     _check_probability("the Monte-Carlo error estimate", mc_error)
-    _check_count("m (Monte-Carlo samples)", m)
+    _check_count("trials (independent Monte-Carlo outcomes)", trials)
     _check_probability("delta_prime", delta_prime, open_interval=True)
-    return kl_inverse_upper(mc_error, math.log(2 / delta_prime) / m)
+    return kl_inverse_upper(mc_error, math.log(2 / delta_prime) / trials)
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ class Certificate:
     kl: float  # KL(Q || P) in nats
     budget: float  # (KL + ln(2 sqrt(n) grid_size / delta)) / n
     n: int
-    m: int
+    trials: int  # independent Monte-Carlo outcomes behind mc_error
     delta: float
     delta_prime: float
     grid_size: int
@@ -137,7 +144,7 @@ class Certificate:
 
 def certify(
     mc_error: float,
-    m: int,
+    trials: int,
     kl: float,
     n: int,
     delta: float,
@@ -147,9 +154,10 @@ def certify(
     """Chain the sample-convergence bound, the union-bounded PAC-Bayes-kl bound and its inverse.
 
     Args:
-        mc_error: mean 0-1 error of ``m`` independent draws from ``Q`` on the ``n`` samples the
-            prior never saw.
-        m: number of Monte-Carlo draws behind ``mc_error``.
+        mc_error: Monte-Carlo estimate of ``Q``'s 0-1 error on the ``n`` samples the prior never
+            saw.
+        trials: number of independent ``[0, 1]``-valued outcomes averaged in ``mc_error`` (see
+            :func:`sample_convergence_bound`).
         kl: ``KL(Q || P)`` for the prior actually used.
         n: number of samples behind the empirical error (not those a data-dependent prior saw).
         delta: confidence parameter of the PAC-Bayes step, shared by the ``grid_size`` priors.
@@ -159,7 +167,7 @@ def certify(
     The value is kept as computed: the kl inverse is itself at most 1, and a value near 1 is a
     vacuous certificate, which callers report as such rather than clip.
     """
-    empirical = sample_convergence_bound(mc_error, m, delta_prime)
+    empirical = sample_convergence_bound(mc_error, trials, delta_prime)
     budget = pac_bayes_kl_budget(kl, n, delta, grid_size)
     return Certificate(
         value=kl_inverse_upper(empirical, budget),
@@ -168,7 +176,7 @@ def certify(
         kl=kl,
         budget=budget,
         n=n,
-        m=m,
+        trials=trials,
         delta=delta,
         delta_prime=delta_prime,
         grid_size=grid_size,

@@ -9,10 +9,10 @@ affine layer draws its output from the Gaussian it has given its input,
     ~  N(M x + m, (S^2) (x^2) + s^2)  per example,
 
 which is exact in distribution for independent weights per example. A forward pass therefore
-evaluates every example under its own independent draw from ``Q``. The mean 0-1 error of one
-such pass over ``n`` examples is an unbiased, ``[0, 1]``-valued estimate of ``Q``'s empirical
-error, and ``m`` passes are independent, which is what the sample-convergence bound in
-:func:`lossgeom.bounds.sample_convergence_bound` needs.
+evaluates every example under its own independent draw from ``Q``: the ``n m`` per-example
+0-1 outcomes of ``m`` passes over ``n`` examples are independent Bernoulli variables whose
+means average to ``Q``'s empirical error, which is what the sample-convergence bound in
+:func:`lossgeom.bounds.sample_convergence_bound` needs, with ``n m`` trials.
 
 Supported layers: ``nn.Linear`` and ``nn.LayerNorm`` (its affine parameters). BatchNorm is
 refused: its running statistics are data-dependent parameters that a prior fixed before the
@@ -141,7 +141,12 @@ class GaussianPosterior(nn.Module):
 
 @dataclass
 class MonteCarloError:
-    """Mean 0-1 error of ``m`` independent stochastic passes over ``n`` examples."""
+    """Mean 0-1 error of ``m`` stochastic passes over ``n`` examples.
+
+    Every example of every pass was scored under its own independent draw from ``Q``, so the
+    estimate averages ``trials = n m`` independent Bernoulli outcomes whose means average to
+    ``Q``'s empirical error; ``per_draw`` holds each pass's mean error.
+    """
 
     mean: float
     per_draw: list[float]
@@ -149,6 +154,10 @@ class MonteCarloError:
     n: int
     seed: int
     seconds: float
+
+    @property
+    def trials(self) -> int:
+        return self.m * self.n
 
 
 @torch.no_grad()
@@ -162,15 +171,14 @@ def monte_carlo_error(
 ) -> MonteCarloError:
     """``m`` stochastic passes over ``(x, y)`` with a generator seeded by ``seed``.
 
-    Each pass evaluates every example under weights distributed as ``Q``; passes are
-    independent. Within one pass the examples' draws may be coupled without changing that
-    pass's expectation, so for registry MLPs one standard-normal matrix of shape
-    ``(chunk_size, width)`` drives the first layer's noise for every chunk of the pass, and the
-    first layer's mean and variance, which no draw changes, are computed once for all passes.
-    That removes most of the work (and most of the random numbers) from ``m`` passes.
+    Each pass scores every example under its own independent weight draw from ``Q`` (local
+    reparameterisation: fresh noise for every example, chunk and layer), so all ``n m``
+    outcomes are independent. For registry MLPs the first layer's mean and standard deviation,
+    which no draw changes, are computed once for all passes; each pass then only draws the
+    first layer's noise and runs the layers after it.
     """
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise BoundError(f"m (Monte-Carlo samples) must be a positive integer, got {m!r}")
+        raise BoundError(f"m (Monte-Carlo passes) must be a positive integer, got {m!r}")
     if chunk_size < 1:
         raise BoundError(f"chunk_size must be positive, got {chunk_size!r}")
     start = time.perf_counter()
@@ -188,13 +196,10 @@ def monte_carlo_error(
             for xb, _ in batches:
                 flat = xb.flatten(1)
                 moments.append((layer(flat), F.linear(flat * flat, weight_var, bias_var).sqrt()))
-            width = layer.out_features
             for j in range(m):
-                z = torch.randn((len(batches[0][0]), width), generator=generator, device=x.device,
-                                dtype=moments[0][0].dtype)
-                for (xb, yb), (mean, std) in zip(batches, moments, strict=True):
-                    pre = torch.addcmul(mean, std, z[: len(xb)])
-                    errors[j] += (posterior(xb, first_preactivation=pre).argmax(1) != yb).sum()
+                for (_, yb), (mean, std) in zip(batches, moments, strict=True):
+                    pre = torch.addcmul(mean, std, posterior._normal(mean))
+                    errors[j] += (posterior(None, first_preactivation=pre).argmax(1) != yb).sum()
         else:
             for j in range(m):
                 for xb, yb in batches:

@@ -30,7 +30,8 @@ rule bounds:
         "--delta {params.b[delta]} --delta-prime {params.b[delta_prime]} "
         "--select-samples {params.b[select_samples]} --sigma-min {params.b[sigma_min]} "
         "--sigma-max {params.b[sigma_max]} --sigma-grid {params.b[sigma_grid]} "
-        "--seed {params.b[seed]} --chunk-size {params.b[chunk_size]} {params.final} "
+        "--seed {params.b[seed]} --chunk-size {params.b[chunk_size]} "
+        "--sample-convergence {params.b[sample_convergence]} {params.final} "
         "--output {output.table} --terms {output.terms} > {log} 2>&1"
 
 
