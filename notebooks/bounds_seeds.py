@@ -23,10 +23,11 @@
 #   the *centred* posterior N(w, s^2 I) against the prior N(w0, s^2 I), and the *optimised*
 #   posterior learned by PAC-Bayes with backprop (Perez-Ortiz et al. 2021), by default against
 #   a data-dependent prior trained on a held-out half of the training set, so that certificate
-#   uses only the other half. Each chains the sample-convergence bound on the m-draw
-#   Monte-Carlo estimate of Q's training error (confidence 1 - delta'), the PAC-Bayes-kl bound
-#   with a union bound over the grid of prior scales (confidence 1 - delta), and the inverse of
-#   the binary kl. A certificate holds with probability at least 1 - delta - delta' over the
+#   uses only the other half. Each chains the sample-convergence bound on the Monte-Carlo
+#   estimate of Q's training error (m passes over the n samples, every example of every pass
+#   scored under its own draw of Q: n m independent trials; confidence 1 - delta'), the
+#   PAC-Bayes-kl bound with a union bound over the grid of prior scales (confidence 1 - delta),
+#   and the inverse of the binary kl. A certificate holds with probability at least 1 - delta - delta' over the
 #   sample and the draws. It bounds Q's error, so it is compared with Q's test error (the
 #   `stochastic_test_error_*` rows) as well as with the deterministic network's.
 #
@@ -90,6 +91,9 @@ long["what"] = long.quantity.map(labels)
 sns.stripplot(data=long, x="what", y="value", hue="seed", order=[labels[q] for q in errors],
               dodge=True, size=8, palette="deep", ax=ax)
 ax.axhline(VACUOUS, color="crimson", ls="--", lw=1, label="vacuous (>= 0.9, uniform guessing)")
+for i, quantity in enumerate(errors):  # the mean over seeds, written above each group
+    mean = final[final.quantity == quantity].value.mean()
+    ax.annotate(f"{mean:.3f}", (i, mean), xytext=(0, 12), textcoords="offset points", ha="center", fontsize=9)
 ax.set(yscale="log", xlabel="", ylabel="0-1 error (fraction wrong, log scale)",
        title="Certificates and the errors they bound")
 ax.tick_params(axis="x", labelsize=8)
@@ -108,8 +112,9 @@ save_figure(fig, figure_png, figure_pdf)
 
 # %% [markdown]
 # **Figure.** Left: the deterministic test error, the test error of each stochastic
-# classifier Q (mean over m Monte-Carlo draws) and the PAC-Bayes-kl certificate of Q's risk,
-# per seed, on a log scale; the dashed line marks vacuity. Right: the report's proxy and Jiang
+# classifier Q (mean over m Monte-Carlo passes) and the PAC-Bayes-kl certificate of Q's risk,
+# per seed, on a log scale, with the mean over seeds written above each group; the dashed line
+# marks vacuity. Right: the report's proxy and Jiang
 # et al.'s measures against the test error (one point per seed; the measures are unitless
 # complexity scores, the proxy is in the report's arbitrary units).
 #
@@ -127,8 +132,8 @@ certs["network_test_error"] = [wide.loc[(e, s), "test_error"] for e, s in zip(ce
 certs["holds"] = certs.value >= certs.Q_test_error
 certs["verdict"] = np.where(certs.value >= VACUOUS, "vacuous", "non-vacuous")
 columns = ["experiment", "seed", "quantity", "value", "verdict", "Q_test_error", "network_test_error", "holds",
-           "delta", "delta_prime", "confidence", "n", "mc_samples", "mc_error", "empirical_bound", "kl",
-           "grid_size", "prior_sigma", "mc_seed"]
+           "delta", "delta_prime", "confidence", "n", "mc_samples", "trials", "mc_error", "empirical_bound",
+           "empirical_bound_per_pass", "kl", "grid_size", "prior_sigma", "mc_seed"]
 certs[[c for c in columns if c in certs]].sort_values(["quantity", "experiment", "seed"])
 
 # %%
@@ -140,9 +145,11 @@ print(f"every certificate >= the test error of the classifier it certifies: {boo
 
 # %% [markdown]
 # `confidence` = 1 - delta - delta'. `n` counts the training samples behind the certificate
-# (those a data-dependent prior never saw); `mc_samples` is m, the number of weight draws
-# from Q behind `mc_error`, and `empirical_bound` is the sample-convergence bound
-# kl^-1(mc_error, ln(2/delta')/m). `grid_size` prior scales were allowed; the union bound
+# (those a data-dependent prior never saw); `mc_samples` is m, the number of Monte-Carlo passes
+# over them behind `mc_error`, `trials` the number of independent outcomes the bound counts
+# (n m when every example of every pass has its own draw), and `empirical_bound` is the
+# sample-convergence bound kl^-1(mc_error, ln(2/delta')/trials); `empirical_bound_per_pass`
+# is what it would be counting only the m passes. `grid_size` prior scales were allowed; the union bound
 # pays ln(grid_size). The Monte-Carlo seed of each estimate is `mc_seed`.
 #
 # ## Measures and errors per seed
