@@ -99,5 +99,14 @@ table = table.join(sharp.pivot_table(index=["experiment", "epoch"], values="valu
 table
 
 # %%
-along[along.quantity.str.startswith("certificate")][["experiment", "seed", "epoch", "quantity", "value", "delta",
-                                                     "n", "mc_samples"]]
+certificates = along[along.quantity.str.startswith("certificate")][
+    ["experiment", "seed", "epoch", "quantity", "value", "delta", "n", "mc_samples"]].copy()
+certificates["Q_test_error"] = [
+    table.loc[(e, epoch), q.replace("certificate", "stochastic_test_error")]
+    for e, epoch, q in zip(certificates.experiment, certificates.epoch, certificates.quantity, strict=True)
+]
+certificates["holds"] = certificates.value >= certificates.Q_test_error
+certificates["verdict"] = np.where(certificates.value >= 0.9, "vacuous", "non-vacuous")
+print("every certificate along training >= the test error of the classifier it certifies:",
+      bool(certificates.holds.all()))
+certificates
