@@ -171,7 +171,7 @@ def main() -> int:
     # Jiang et al.: bisection on the accuracy drop over a fixed training subset.
     index = torch.randperm(n_train, generator=torch.Generator().manual_seed(args.subset_seed))[: args.subset]
     x_sub, y_sub = data.train_x[index.to(device)], data.train_y[index.to(device)]
-    clean = perturbed_accuracy(model, x_sub, y_sub, 0.0, 1, args.seed)
+    clean = evaluate(model, x_sub, y_sub)[1]
     distance_sq = float((w - w0).double().pow(2).sum())
     for quantity, magnitude in (("jiang_sharpness", None), ("jiang_magnitude_aware", args.jiang_eps)):
         def drop(sigma, magnitude=magnitude):

@@ -39,6 +39,7 @@ from lossgeom.bounds import (
     pac_bayes_objective,
 )
 from lossgeom.models import MLP, evaluation_mode
+from lossgeom.training import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -324,17 +325,13 @@ def perturbed_accuracy(
     saved = [p.detach().clone() for p in params]
     total = 0.0
     try:
-        with evaluation_mode(model):
-            for j in range(n_samples):
-                generator = torch.Generator(device=x.device).manual_seed(int(seed) + j)
-                for p, w in zip(params, saved, strict=True):
-                    z = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
-                    scale = sigma if magnitude_eps is None else torch.sqrt(sigma**2 * w**2 + magnitude_eps**2)
-                    p.copy_(w + scale * z)
-                correct = 0
-                for i in range(0, x.shape[0], batch_size):
-                    correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-                total += correct / x.shape[0]
+        for j in range(n_samples):
+            generator = torch.Generator(device=x.device).manual_seed(int(seed) + j)
+            for p, w in zip(params, saved, strict=True):
+                z = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+                scale = sigma if magnitude_eps is None else torch.sqrt(sigma**2 * w**2 + magnitude_eps**2)
+                p.copy_(w + scale * z)
+            total += evaluate(model, x, y, batch_size)[1]
     finally:
         for p, w in zip(params, saved, strict=True):
             p.copy_(w)

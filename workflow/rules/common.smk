@@ -59,8 +59,13 @@ def spec_json(wildcards):
     return shlex.quote(json.dumps(EXPERIMENTS[wildcards.experiment], sort_keys=True))
 
 
-def checkpoint_dir(wildcards):
-    """Keyed by the run's configuration hash: a changed config never resumes stale state."""
+def checkpoint_dir(wildcards, kind=None, extra=None):
+    """Keyed by the run's configuration hash: a changed config never resumes stale state.
+
+    ``kind`` names a side network trained from the run (e.g. the bounds stage's ``prior``),
+    whose own settings ``extra`` enter the hash. (No ``**kwargs``: Snakemake would fill them
+    with the job's input, output and resources.)
+    """
     spec = EXPERIMENTS[wildcards.experiment]
     key = config_hash(
         {
@@ -68,9 +73,11 @@ def checkpoint_dir(wildcards):
             "seed": int(wildcards.seed),
             "data": {k: config["data"][k] for k in ("normalize", "checksums")},
             "device": config["device"],
+            **(extra or {}),
         }
     )
-    return f"results/checkpoints/{wildcards.experiment}/seed{wildcards.seed}/{key}"
+    folder = f"results/checkpoints/{wildcards.experiment}/seed{wildcards.seed}"
+    return f"{folder}/{kind}/{key}" if kind else f"{folder}/{key}"
 
 
 def run_files(pattern, **extra):
@@ -182,11 +189,9 @@ def bounds_final_flags(wildcards):
     """The final epoch gets m draws and the optimised posterior; other epochs a lighter m."""
     if int(wildcards.epoch) != epochs(wildcards.experiment):
         return f"--mc-samples {BOUNDS['epoch_mc_samples']}"
-    spec = EXPERIMENTS[wildcards.experiment]
     b = BOUNDS
-    key = config_hash({"spec": spec, "seed": int(wildcards.seed), "device": config["device"],
-                       "data": {k: config["data"][k] for k in ("normalize", "checksums")},
-                       "prior": {k: b[k] for k in ("prior_fraction", "prior_epochs", "split_seed")}})
+    prior_dir = checkpoint_dir(wildcards, "prior",
+                               {"prior": {k: b[k] for k in ("prior_fraction", "prior_epochs", "split_seed")}})
     return (
         f"--mc-samples {b['mc_samples']} --optimize --spec {spec_json(wildcards)} "
         f"--prior {b['prior']} --prior-fraction {b['prior_fraction']} "
@@ -195,7 +200,7 @@ def bounds_final_flags(wildcards):
         f"--posterior-epochs {b['posterior_epochs']} --posterior-lr {b['posterior_lr']} "
         f"--posterior-momentum {b['posterior_momentum']} "
         f"--posterior-batch-size {b['posterior_batch_size']} --pmin {b['pmin']} "
-        f"--checkpoint-dir results/checkpoints/{wildcards.experiment}/seed{wildcards.seed}/prior/{key}"
+        f"--checkpoint-dir {prior_dir}"
     )
 
 
