@@ -16,7 +16,7 @@ from torch import nn
 
 from lossgeom import bounds
 from lossgeom.bounds import BoundError
-from lossgeom.models import MLP, build_model
+from lossgeom.models import MLP, build_model, flat_parameters
 from lossgeom.posterior import (
     GaussianPosterior,
     monte_carlo_error,
@@ -258,7 +258,7 @@ def test_pac_bayes_training_lowers_the_objective_and_keeps_the_prior_fixed():
     x = torch.randn(512, 6)
     y = (x[:, 0] > 0).long()
     model = MLP(input_dim=6, hidden=[16], num_classes=2)
-    prior_mean = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
+    prior_mean = flat_parameters(model)
     posterior = GaussianPosterior(model, 0.05)
     # A large n makes the KL cheap, so the data term must drive the means away from the prior.
     result = train_posterior(posterior, prior_mean, 0.05, x, y, n_bound=10**7, delta=0.025, epochs=30,
@@ -266,7 +266,7 @@ def test_pac_bayes_training_lowers_the_objective_and_keeps_the_prior_fixed():
     history = result.history
     assert history[-1]["objective"] < 0.5 * history[0]["objective"]
     assert history[-1]["error"] < 0.1 < history[0]["error"]
-    assert torch.equal(prior_mean, torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    assert torch.equal(prior_mean, flat_parameters(model))
     assert result.prior_sigma == pytest.approx(float(optimal_prior_sigma(posterior, prior_mean)), rel=0.05)
 
 
