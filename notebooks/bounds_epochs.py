@@ -25,6 +25,7 @@ bounds_table = "results/tables/bounds.csv"
 curvature_table = "results/tables/curvature.csv"
 figure_png = "results/figures/bounds_epochs.png"
 figure_pdf = "results/figures/bounds_epochs.pdf"
+tracked_seed = 0  # bounds.track_seed as the workflow resolved it
 
 # %%
 import json
@@ -42,47 +43,58 @@ sns.set_theme(context="notebook", style="whitegrid")
 bounds = pd.read_csv(bounds_table)
 curvature = pd.read_csv(curvature_table)
 settings = json.loads(Path(bounds_table + ".meta.json").read_text())["config"]
-# The tracked seed is the one bounded at more than one epoch, per experiment.
-epochs_per_seed = bounds.groupby(["experiment", "seed"]).epoch.nunique()
-tracked = epochs_per_seed[epochs_per_seed == epochs_per_seed.groupby("experiment").transform("max")].reset_index()
-tracked = tracked.groupby("experiment").seed.min()
-keep = bounds.set_index(["experiment", "seed"]).index.isin(list(tracked.items()))
-along = bounds[keep]
-sharp = curvature[curvature.set_index(["experiment", "seed"]).index.isin(list(tracked.items()))
-                  & (curvature.quantity == "eig1")]
-print("tracked seed per experiment:", tracked.to_dict())
+tracked_seed = int(tracked_seed)  # papermill passes parameters as strings
+along = bounds[bounds.seed == tracked_seed]
+sharp = curvature[(curvature.seed == tracked_seed) & (curvature.quantity == "eig1")]
+print("tracked seed (bounds.track_seed):", tracked_seed)
 print("settings:", settings)
 for row in along[np.isinf(along.value)].itertuples():  # not drawn on a log axis, so named here
-    print(f"epoch {row.epoch}: {row.quantity} is infinite: no noise scale down to {settings['jiang_upper']} / "
-          f"2^{settings['jiang_steps']} keeps the accuracy drop within {settings['jiang_target']}")
+    print(
+        f"epoch {row.epoch}: {row.quantity} is infinite: no noise scale down to {settings['jiang_upper']} / "
+        f"2^{settings['jiang_steps']} keeps the accuracy drop within {settings['jiang_target']}"
+    )
 
 # %%
 several = along.experiment.nunique() > 1
 style = {"style": "experiment"} if several else {}
 fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), sharex=True)
-errs = along[along.quantity.isin(["test_error", "train_error", "stochastic_test_error_centered",
-                                  "certificate_centered"])]
+errs = along[
+    along.quantity.isin(
+        ["test_error", "train_error", "stochastic_test_error_centered", "certificate_centered"]
+    )
+]
 sns.lineplot(data=errs, x="epoch", y="value", hue="quantity", marker="o", ax=axes[0, 0], **style)
 axes[0, 0].axhline(0.9, color="crimson", ls="--", lw=1, label="vacuous (>= 0.9)")
-axes[0, 0].set(yscale="log", ylabel="0-1 error (fraction wrong, log scale)",
-               title="Errors and the centred certificate")
+axes[0, 0].set(
+    yscale="log",
+    ylabel="0-1 error (fraction wrong, log scale)",
+    title="Errors and the centred certificate",
+)
 axes[0, 0].legend(fontsize=8)
 sns.lineplot(data=sharp, x="epoch", y="value", marker="o", color="k", ax=axes[0, 1], **style)
-axes[0, 1].set(yscale="log", ylabel="top Hessian eigenvalue (loss / parameter unit$^2$)",
-               title="Sharpness (curvature stage, Lanczos)")
+axes[0, 1].set(
+    yscale="log",
+    ylabel="top Hessian eigenvalue (loss / parameter unit$^2$)",
+    title="Sharpness (curvature stage, Lanczos)",
+)
 proxy = along[along.quantity == "proxy"]
 sns.lineplot(data=proxy, x="epoch", y="value", marker="o", ax=axes[1, 0], **style)
-axes[1, 0].set(ylabel=f"proxy (eps = {settings['eps']:g}; arbitrary units)",
-               title="The report's curvature proxy (not a bound)")
+axes[1, 0].set(
+    ylabel=f"proxy (eps = {settings['eps']:g}; arbitrary units)",
+    title="The report's curvature proxy (not a bound)",
+)
 jiang = along[along.quantity.isin(["jiang_sharpness", "jiang_magnitude_aware"])]
 sns.lineplot(data=jiang, x="epoch", y="value", hue="quantity", marker="o", ax=axes[1, 1], **style)
-axes[1, 1].set(yscale="log", ylabel="measure (unitless, log scale)",
-               title="Sharpness-based PAC-Bayes measures (Jiang et al.)")
+axes[1, 1].set(
+    yscale="log",
+    ylabel="measure (unitless, log scale)",
+    title="Sharpness-based PAC-Bayes measures (Jiang et al.)",
+)
 for ax in axes.flat:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 for ax in axes[1]:
     ax.set_xlabel("epoch (0 = initialisation)")
-fig.suptitle(f"Along training, seed {', '.join(map(str, tracked.unique()))}")
+fig.suptitle(f"Along training, seed {tracked_seed}")
 fig.tight_layout()
 save_figure(fig, figure_png, figure_pdf)
 
@@ -95,18 +107,27 @@ save_figure(fig, figure_png, figure_pdf)
 
 # %%
 table = along.pivot_table(index=["experiment", "epoch"], columns="quantity", values="value")
-table = table.join(sharp.pivot_table(index=["experiment", "epoch"], values="value").rename(columns={"value": "eig1"}))
+table = table.join(
+    sharp.pivot_table(index=["experiment", "epoch"], values="value").rename(
+        columns={"value": "eig1"}
+    )
+)
 table
 
 # %%
 certificates = along[along.quantity.str.startswith("certificate")][
-    ["experiment", "seed", "epoch", "quantity", "value", "delta", "n", "mc_samples"]].copy()
+    ["experiment", "seed", "epoch", "quantity", "value", "delta", "n", "mc_samples"]
+].copy()
 certificates["Q_test_error"] = [
     table.loc[(e, epoch), q.replace("certificate", "stochastic_test_error")]
-    for e, epoch, q in zip(certificates.experiment, certificates.epoch, certificates.quantity, strict=True)
+    for e, epoch, q in zip(
+        certificates.experiment, certificates.epoch, certificates.quantity, strict=True
+    )
 ]
 certificates["holds"] = certificates.value >= certificates.Q_test_error
 certificates["verdict"] = np.where(certificates.value >= 0.9, "vacuous", "non-vacuous")
-print("every certificate along training >= the test error of the classifier it certifies:",
-      bool(certificates.holds.all()))
+print(
+    "every certificate along training >= the test error of the classifier it certifies:",
+    bool(certificates.holds.all()),
+)
 certificates

@@ -59,18 +59,27 @@ settings = json.loads(Path(bounds_table + ".meta.json").read_text())["config"]
 last = bounds.groupby("experiment").epoch.transform("max")
 final = bounds[bounds.epoch == last].copy()
 final_terms = terms[terms.epoch == terms.groupby("experiment").epoch.transform("max")]
-print(f"experiments {sorted(final.experiment.unique())}; seeds {sorted(final.seed.unique().tolist())}")
+print(
+    f"experiments {sorted(final.experiment.unique())}; seeds {sorted(final.seed.unique().tolist())}"
+)
 print("settings:", settings)
 infinite = final[np.isinf(final.value)]
 for row in infinite.itertuples():  # not drawn on a log axis, so named here
-    print(f"{row.experiment} seed {row.seed}: {row.quantity} is infinite: no noise scale down to "
-          f"{settings['jiang_upper']} / 2^{settings['jiang_steps']} keeps the accuracy drop within "
-          f"{settings['jiang_target']}")
+    print(
+        f"{row.experiment} seed {row.seed}: {row.quantity} is infinite: no noise scale down to "
+        f"{settings['jiang_upper']} / 2^{settings['jiang_steps']} keeps the accuracy drop within "
+        f"{settings['jiang_target']}"
+    )
 
 # %%
 wide = final.pivot_table(index=["experiment", "seed"], columns="quantity", values="value")
-errors = ["test_error", "stochastic_test_error_centered", "certificate_centered",
-          "stochastic_test_error_optimized", "certificate_optimized"]
+errors = [
+    "test_error",
+    "stochastic_test_error_centered",
+    "certificate_centered",
+    "stochastic_test_error_optimized",
+    "certificate_optimized",
+]
 errors = [q for q in errors if q in wide]
 measures = [q for q in ["proxy", "jiang_sharpness", "jiang_magnitude_aware"] if q in wide]
 labels = {
@@ -83,27 +92,63 @@ labels = {
     "jiang_sharpness": "Jiang sharpness measure",
     "jiang_magnitude_aware": "Jiang magnitude-aware measure",
 }
-fig, axes = plt.subplots(1, 1 + len(measures), figsize=(5.5 + 4 * len(measures), 4.8),
-                         gridspec_kw={"width_ratios": [2] + [1] * len(measures)})
+fig, axes = plt.subplots(
+    1,
+    1 + len(measures),
+    figsize=(5.5 + 4 * len(measures), 4.8),
+    gridspec_kw={"width_ratios": [2] + [1] * len(measures)},
+)
 ax = axes[0]
 long = final[final.quantity.isin(errors)].copy()
 long["what"] = long.quantity.map(labels)
-sns.stripplot(data=long, x="what", y="value", hue="seed", order=[labels[q] for q in errors],
-              dodge=True, size=8, palette="deep", ax=ax)
+sns.stripplot(
+    data=long,
+    x="what",
+    y="value",
+    hue="seed",
+    order=[labels[q] for q in errors],
+    dodge=True,
+    size=8,
+    palette="deep",
+    ax=ax,
+)
 ax.axhline(VACUOUS, color="crimson", ls="--", lw=1, label="vacuous (>= 0.9, uniform guessing)")
 for i, quantity in enumerate(errors):  # the mean over seeds, written above each group
     mean = final[final.quantity == quantity].value.mean()
-    ax.annotate(f"{mean:.3f}", (i, mean), xytext=(0, 12), textcoords="offset points", ha="center", fontsize=9)
-ax.set(yscale="log", xlabel="", ylabel="0-1 error (fraction wrong, log scale)",
-       title="Certificates and the errors they bound")
+    ax.annotate(
+        f"{mean:.3f}",
+        (i, mean),
+        xytext=(0, 12),
+        textcoords="offset points",
+        ha="center",
+        fontsize=9,
+    )
+ax.set(
+    yscale="log",
+    xlabel="",
+    ylabel="0-1 error (fraction wrong, log scale)",
+    title="Certificates and the errors they bound",
+)
 ax.tick_params(axis="x", labelsize=8)
 ax.legend(title="seed", fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
 for ax, measure in zip(axes[1:], measures, strict=True):
     sub = wide.reset_index()
-    sns.scatterplot(data=sub, x="test_error", y=measure, hue="seed", style="experiment",
-                    palette="deep", s=80, ax=ax, legend=False)
-    ax.set(xlabel="test error (fraction wrong)", ylabel=labels[measure].format(eps=settings["eps"]),
-           title=labels[measure].split(" (")[0])
+    sns.scatterplot(
+        data=sub,
+        x="test_error",
+        y=measure,
+        hue="seed",
+        style="experiment",
+        palette="deep",
+        s=80,
+        ax=ax,
+        legend=False,
+    )
+    ax.set(
+        xlabel="test error (fraction wrong)",
+        ylabel=labels[measure].format(eps=settings["eps"]),
+        title=labels[measure].split(" (")[0],
+    )
     if measure != "proxy":
         ax.set_yscale("log")
 fig.suptitle("Generalisation at each seed's final weights (one point per seed)")
@@ -122,26 +167,57 @@ save_figure(fig, figure_png, figure_pdf)
 
 # %%
 certs = final[final.quantity.str.startswith("certificate")].copy()
-term_wide = final_terms.pivot_table(index=["experiment", "seed", "quantity"], columns="term", values="value")
-certs = certs.join(term_wide.drop(columns=[c for c in term_wide if c in certs]), on=["experiment", "seed", "quantity"])
+term_wide = final_terms.pivot_table(
+    index=["experiment", "seed", "quantity"], columns="term", values="value"
+)
+certs = certs.join(
+    term_wide.drop(columns=[c for c in term_wide if c in certs]),
+    on=["experiment", "seed", "quantity"],
+)
 certs["Q_test_error"] = [
     wide.loc[(e, s), q.replace("certificate", "stochastic_test_error")]
     for e, s, q in zip(certs.experiment, certs.seed, certs.quantity, strict=True)
 ]
-certs["network_test_error"] = [wide.loc[(e, s), "test_error"] for e, s in zip(certs.experiment, certs.seed, strict=True)]
+certs["network_test_error"] = [
+    wide.loc[(e, s), "test_error"] for e, s in zip(certs.experiment, certs.seed, strict=True)
+]
 certs["holds"] = certs.value >= certs.Q_test_error
 certs["verdict"] = np.where(certs.value >= VACUOUS, "vacuous", "non-vacuous")
-columns = ["experiment", "seed", "quantity", "value", "verdict", "Q_test_error", "network_test_error", "holds",
-           "delta", "delta_prime", "confidence", "n", "mc_samples", "trials", "mc_error", "empirical_bound",
-           "empirical_bound_per_pass", "kl", "grid_size", "prior_sigma", "mc_seed"]
+columns = [
+    "experiment",
+    "seed",
+    "quantity",
+    "value",
+    "verdict",
+    "Q_test_error",
+    "network_test_error",
+    "holds",
+    "delta",
+    "delta_prime",
+    "confidence",
+    "n",
+    "mc_samples",
+    "trials",
+    "mc_error",
+    "empirical_bound",
+    "empirical_bound_per_pass",
+    "kl",
+    "grid_size",
+    "prior_sigma",
+    "mc_seed",
+]
 certs[[c for c in columns if c in certs]].sort_values(["quantity", "experiment", "seed"])
 
 # %%
 for row in certs.itertuples():
     status = "holds" if row.holds else "DOES NOT HOLD (an event of probability <= delta + delta')"
-    print(f"{row.experiment} seed {row.seed} {row.quantity}: {row.value:.4f} ({row.verdict}) vs test error "
-          f"of Q {row.Q_test_error:.4f}: {status}")
-print(f"every certificate >= the test error of the classifier it certifies: {bool(certs.holds.all())}")
+    print(
+        f"{row.experiment} seed {row.seed} {row.quantity}: {row.value:.4f} ({row.verdict}) vs test error "
+        f"of Q {row.Q_test_error:.4f}: {status}"
+    )
+print(
+    f"every certificate >= the test error of the classifier it certifies: {bool(certs.holds.all())}"
+)
 
 # %% [markdown]
 # `confidence` = 1 - delta - delta'. `n` counts the training samples behind the certificate

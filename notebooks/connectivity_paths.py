@@ -44,7 +44,10 @@ print(f"pairs: {sorted(paths.pair.unique())}; paths: {sorted(paths.path.unique()
 print("settings:", settings)
 
 # %%
-panels = [("train", "loss", "training-subset loss (nats)"), ("test", "error", "test error (fraction wrong)")]
+panels = [
+    ("train", "loss", "training-subset loss (nats)"),
+    ("test", "error", "test error (fraction wrong)"),
+]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
 for ax, (split, metric, label) in zip(axes, panels, strict=True):
     sub = paths[(paths.split == split) & (paths.metric == metric)]
@@ -52,7 +55,9 @@ for ax, (split, metric, label) in zip(axes, panels, strict=True):
     ax.set(xlabel="position along the path, t (a at 0, b at 1)", ylabel=label, title=label)
     if metric == "loss":
         ax.set_yscale("log")
-fig.suptitle("Paths between independently trained solutions (line: mean over seed pairs; band: range)")
+fig.suptitle(
+    "Paths between independently trained solutions (line: mean over seed pairs; band: range)"
+)
 fig.tight_layout()
 save_figure(fig, figure_png, figure_pdf)
 
@@ -62,10 +67,13 @@ save_figure(fig, figure_png, figure_pdf)
 # Bezier curves (`bezier`; `aligned_bezier` ends at the aligned b). The barriers of every pair:
 
 # %%
-table = barriers.pivot_table(index=["path"], columns=["split", "metric"], values="barrier",
-                             aggfunc=["mean", "max"])
+table = barriers.pivot_table(
+    index=["path"], columns=["split", "metric"], values="barrier", aggfunc=["mean", "max"]
+)
 table
 
 # %%
-per_pair = barriers.pivot_table(index=["seed_a", "seed_b", "path"], columns=["split", "metric"], values="barrier")
+per_pair = barriers.pivot_table(
+    index=["seed_a", "seed_b", "path"], columns=["split", "metric"], values="barrier"
+)
 per_pair

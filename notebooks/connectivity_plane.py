@@ -28,25 +28,39 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from lossgeom.connectivity import bezier_point
 from lossgeom.figures import save_figure
 
 sns.set_theme(context="notebook", style="white")
 plane = pd.read_csv(plane_table)
 first = plane[["experiment", "seed_a", "seed_b"]].drop_duplicates().iloc[0]
-sub = plane[(plane.experiment == first.experiment) & (plane.seed_a == first.seed_a) & (plane.seed_b == first.seed_b)]
+sub = plane[
+    (plane.experiment == first.experiment)
+    & (plane.seed_a == first.seed_a)
+    & (plane.seed_b == first.seed_b)
+]
 print(f"experiment {first.experiment}, seeds {first.seed_a} and {first.seed_b}")
 
 # %%
-# The bend's coordinates on the plane are stored with every row of the pair.
+# The bend's coordinates on the plane are stored with every row of the pair; a is at (0, 0)
+# and b at (1, 0), so the curve on the plane is the library's Bezier curve of those points.
 bend_u, bend_v = sub.bend_u.iloc[0], sub.bend_v.iloc[0]
-t = np.linspace(0, 1, 101)
-curve_u = 2 * t * (1 - t) * bend_u + t**2
-curve_v = 2 * t * (1 - t) * bend_v
+t = np.linspace(0, 1, 101)[:, None]
+curve = bezier_point(np.zeros(2), np.array([bend_u, bend_v]), np.array([1.0, 0.0]), t)
+curve_u, curve_v = curve[:, 0], curve[:, 1]
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-for ax, (split, metric, label) in zip(axes, [("train", "loss", "training-subset loss (nats)"),
-                                             ("test", "error", "test error (fraction wrong)")], strict=True):
-    grid = sub[(sub.split == split) & (sub.metric == metric)].pivot_table(index="v", columns="u", values="value")
+for ax, (split, metric, label) in zip(
+    axes,
+    [
+        ("train", "loss", "training-subset loss (nats)"),
+        ("test", "error", "test error (fraction wrong)"),
+    ],
+    strict=True,
+):
+    grid = sub[(sub.split == split) & (sub.metric == metric)].pivot_table(
+        index="v", columns="u", values="value"
+    )
     values = grid.values
     if metric == "loss":
         levels = np.geomspace(max(values.min(), 1e-4), values.max(), 25)
@@ -59,10 +73,15 @@ for ax, (split, metric, label) in zip(axes, [("train", "loss", "training-subset 
     ax.plot(curve_u, curve_v, "r-", lw=2, label="Bezier curve")
     ax.plot([0, 1], [0, 0], "o", color="white", ms=7)
     ax.plot(bend_u, bend_v, "x", color="red", ms=9, label="bend")
-    ax.set(xlabel="u: along b - a (units of |b - a|)", ylabel="v: towards the bend (units of |b - a|)",
-           title=label)
+    ax.set(
+        xlabel="u: along b - a (units of |b - a|)",
+        ylabel="v: towards the bend (units of |b - a|)",
+        title=label,
+    )
     ax.legend(loc="upper right", fontsize=8)
-fig.suptitle(f"Loss and error on the plane through a, b and the bend (seeds {first.seed_a} and {first.seed_b})")
+fig.suptitle(
+    f"Loss and error on the plane through a, b and the bend (seeds {first.seed_a} and {first.seed_b})"
+)
 fig.tight_layout()
 save_figure(fig, figure_png, figure_pdf)
 
@@ -74,4 +93,5 @@ save_figure(fig, figure_png, figure_pdf)
 # %%
 barriers = pd.read_csv(barriers_table)
 barriers[(barriers.seed_a == first.seed_a) & (barriers.seed_b == first.seed_b)].pivot_table(
-    index="path", columns=["split", "metric"], values="barrier")
+    index="path", columns=["split", "metric"], values="barrier"
+)

@@ -44,10 +44,20 @@ for col, kind in enumerate(kinds):
     sub = profiles[profiles.directions == kind]
     for row, metric in enumerate(["loss", "accuracy"]):
         ax = axes[row, col]
-        sns.lineplot(data=sub[sub.metric == metric], x="coefficient", y="value", hue="split",
-                     style="direction", errorbar=("pi", 100), ax=ax)
-        ax.set(title=f"{kind} directions: {metric}", xlabel="coefficient along the direction",
-               ylabel="cross-entropy (nats)" if metric == "loss" else "accuracy (fraction correct)")
+        sns.lineplot(
+            data=sub[sub.metric == metric],
+            x="coefficient",
+            y="value",
+            hue="split",
+            style="direction",
+            errorbar=("pi", 100),
+            ax=ax,
+        )
+        ax.set(
+            title=f"{kind} directions: {metric}",
+            xlabel="coefficient along the direction",
+            ylabel="cross-entropy (nats)" if metric == "loss" else "accuracy (fraction correct)",
+        )
         if metric == "loss":
             ax.set_yscale("log")
 fig.suptitle("1D profiles through the final weights (band: range over seeds)")
@@ -59,6 +69,7 @@ save_figure(fig, figure_png, figure_pdf)
 # on the training subset and the test set. Below: the curvature of each profile at the
 # centre, from a central second difference, next to each other for the two directions.
 
+
 # %%
 def centre_curvature(group: pd.DataFrame) -> float:
     group = group.sort_values("coefficient")
@@ -67,7 +78,12 @@ def centre_curvature(group: pd.DataFrame) -> float:
     h = c[i + 1] - c[i]
     return (v[i + 1] - 2 * v[i] + v[i - 1]) / h**2
 
+
 loss_profiles = profiles[profiles.metric == "loss"]
-(loss_profiles.groupby(["directions", "direction", "split", "seed"]).apply(centre_curvature, include_groups=False)
- .groupby(["directions", "direction", "split"]).agg(["mean", "min", "max"])
- .rename(columns=lambda c: f"d2L/dc2 at 0 ({c} over seeds)"))
+(
+    loss_profiles.groupby(["directions", "direction", "split", "seed"])
+    .apply(centre_curvature, include_groups=False)
+    .groupby(["directions", "direction", "split"])
+    .agg(["mean", "min", "max"])
+    .rename(columns=lambda c: f"d2L/dc2 at 0 ({c} over seeds)")
+)

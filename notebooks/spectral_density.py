@@ -43,11 +43,24 @@ stages = sorted(density.stage.unique(), key=lambda st: density[density.stage == 
 fig, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 4.5), squeeze=False)
 for ax, stage in zip(axes[0], stages, strict=True):
     sub = density[density.stage == stage]
-    sns.lineplot(data=sub, x="eigenvalue", y="density", hue="seed", palette="deep",
-                 estimator=None, units="seed", lw=1.2, ax=ax)
-    ax.set(yscale="log", ylim=(1e-6, 5 * sub.density.max()), title=stage,
-           xlabel="Hessian eigenvalue (loss / parameter unit$^2$)",
-           ylabel="spectral density (per unit eigenvalue)")
+    sns.lineplot(
+        data=sub,
+        x="eigenvalue",
+        y="density",
+        hue="seed",
+        palette="deep",
+        estimator=None,
+        units="seed",
+        lw=1.2,
+        ax=ax,
+    )
+    ax.set(
+        yscale="log",
+        ylim=(1e-6, 5 * sub.density.max()),
+        title=stage,
+        xlabel="Hessian eigenvalue (loss / parameter unit$^2$)",
+        ylabel="spectral density (per unit eigenvalue)",
+    )
 fig.suptitle("Hessian spectral density of the training loss (stochastic Lanczos quadrature)")
 fig.tight_layout()
 save_figure(fig, figure_png, figure_pdf)
@@ -61,6 +74,10 @@ save_figure(fig, figure_png, figure_pdf)
 
 # %%
 summary = density.groupby(["stage", "seed"]).agg(
-    grid_min=("eigenvalue", "min"), grid_max=("eigenvalue", "max"), sigma=("sigma", "first"),
-    n_hvp=("n_hvp", "first"), seconds=("seconds", "first"))
+    grid_min=("eigenvalue", "min"),
+    grid_max=("eigenvalue", "max"),
+    sigma=("sigma", "first"),
+    n_hvp=("n_hvp", "first"),
+    seconds=("seconds", "first"),
+)
 summary

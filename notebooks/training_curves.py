@@ -40,7 +40,9 @@ training = pd.read_csv(training_table)
 curvature = pd.read_csv(curvature_table)
 meta = json.loads(Path(curvature_table + ".meta.json").read_text())
 settings = meta["config"]
-print(f"{training.experiment.nunique()} experiment(s), seeds {sorted(training.seed.unique().tolist())}")
+print(
+    f"{training.experiment.nunique()} experiment(s), seeds {sorted(training.seed.unique().tolist())}"
+)
 print("curvature settings:", settings)
 
 # %%
@@ -48,21 +50,43 @@ band = {"errorbar": ("pi", 100), "marker": "o"}
 several = training.experiment.nunique() > 1
 fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
 losses = training[training.metric == "loss"]
-sns.lineplot(data=losses, x="epoch", y="value", hue="split", style="experiment" if several else None,
-             ax=axes[0, 0], **band)
-axes[0, 0].set(yscale="log", ylabel="cross-entropy loss (nats)", title="Loss over the full sets (eval mode)")
+sns.lineplot(
+    data=losses,
+    x="epoch",
+    y="value",
+    hue="split",
+    style="experiment" if several else None,
+    ax=axes[0, 0],
+    **band,
+)
+axes[0, 0].set(
+    yscale="log", ylabel="cross-entropy loss (nats)", title="Loss over the full sets (eval mode)"
+)
 accuracy = training[(training.metric == "accuracy") & (training.split == "test")]
 sns.lineplot(data=accuracy, x="epoch", y="value", hue="experiment", ax=axes[0, 1], **band)
 axes[0, 1].set(ylabel="test accuracy (fraction correct)", title="Test accuracy")
 eigen = curvature[curvature.quantity.str.startswith("eig")]
-sns.lineplot(data=eigen, x="epoch", y="value", hue="quantity", style="experiment" if several else None,
-             ax=axes[1, 0], **band)
-axes[1, 0].set(yscale="log", ylabel="Hessian eigenvalue (loss / parameter unit$^2$)",
-               title="Top Hessian eigenvalues (Lanczos)")
+sns.lineplot(
+    data=eigen,
+    x="epoch",
+    y="value",
+    hue="quantity",
+    style="experiment" if several else None,
+    ax=axes[1, 0],
+    **band,
+)
+axes[1, 0].set(
+    yscale="log",
+    ylabel="Hessian eigenvalue (loss / parameter unit$^2$)",
+    title="Top Hessian eigenvalues (Lanczos)",
+)
 traces = curvature[curvature.quantity == "trace"]
 sns.lineplot(data=traces, x="epoch", y="value", hue="experiment", ax=axes[1, 1], **band)
-axes[1, 1].set(yscale="log", ylabel="Hessian trace (loss / parameter unit$^2$)",
-               title="Hessian trace (Hutch++)")
+axes[1, 1].set(
+    yscale="log",
+    ylabel="Hessian trace (loss / parameter unit$^2$)",
+    title="Hessian trace (Hutch++)",
+)
 for ax in axes.flat:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 for ax in axes[1]:
@@ -81,20 +105,27 @@ save_figure(fig, figure_png, figure_pdf)
 
 # %%
 last = int(training.epoch.max())
-summary = (
-    training[training.metric.isin(["loss", "accuracy"])]
-    .pivot_table(index=["experiment", "epoch"], columns=["split", "metric"], values="value", aggfunc="mean")
+summary = training[training.metric.isin(["loss", "accuracy"])].pivot_table(
+    index=["experiment", "epoch"], columns=["split", "metric"], values="value", aggfunc="mean"
 )
-curv = curvature.pivot_table(index=["experiment", "epoch"], columns="quantity", values="value", aggfunc="mean")
+curv = curvature.pivot_table(
+    index=["experiment", "epoch"], columns="quantity", values="value", aggfunc="mean"
+)
 table = summary.join(pd.concat({"hessian": curv}, axis=1))
 table
 
 # %%
-sharp = curvature[curvature.quantity == "eig1"].pivot_table(index="seed", columns="epoch", values="value")
+sharp = curvature[curvature.quantity == "eig1"].pivot_table(
+    index="seed", columns="epoch", values="value"
+)
 test_acc = accuracy[accuracy.epoch == last].value
 trace_err = traces.groupby("epoch").stderr.mean()
-print(f"Test accuracy after epoch {last}: {test_acc.mean():.4f} (seeds: {', '.join(f'{v:.4f}' for v in test_acc)})")
+print(
+    f"Test accuracy after epoch {last}: {test_acc.mean():.4f} (seeds: {', '.join(f'{v:.4f}' for v in test_acc)})"
+)
 print("Sharpness (eig1) per epoch, mean over seeds:", sharp.mean().round(3).to_dict())
-print(f"Sharpness at initialisation: {sharp[0].mean():.2f}; after epoch {last}: {sharp[last].mean():.2f}")
+print(
+    f"Sharpness at initialisation: {sharp[0].mean():.2f}; after epoch {last}: {sharp[last].mean():.2f}"
+)
 print(f"Ratio initialisation / final sharpness: {(sharp[0] / sharp[last]).mean():.2f}")
 print("Mean standard error of the trace per epoch:", trace_err.round(2).to_dict())

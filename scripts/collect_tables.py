@@ -22,11 +22,22 @@ def main() -> int:
         path = Path(name)
         if path.suffix == ".json":
             record = json.loads(path.read_text())
-            frames.append(pd.DataFrame([{
-                "experiment": record["experiment"], "seed": record["seed"],
-                "status": record["status"], "diverged_epoch": record["diverged_epoch"],
-                "seconds": record["seconds"], "device": record.get("device"),
-                "config_hash": record["run_config_hash"], "git_commit": record["git_commit"]}]))
+            frames.append(
+                pd.DataFrame(
+                    [
+                        {
+                            "experiment": record["experiment"],
+                            "seed": record["seed"],
+                            "status": record["status"],
+                            "diverged_epoch": record["diverged_epoch"],
+                            "seconds": record["seconds"],
+                            "device": record.get("device"),
+                            "config_hash": record["run_config_hash"],
+                            "git_commit": record["git_commit"],
+                        }
+                    ]
+                )
+            )
             sources[name] = record.get("config_hash")
             continue
         frame = pd.read_csv(path)
@@ -35,7 +46,10 @@ def main() -> int:
         meta = path.with_name(path.name + ".meta.json")
         sources[name] = json.loads(meta.read_text()).get("config_hash") if meta.exists() else None
     if not frames:
-        print(f"error: {args.output}: every input table is empty (did every run diverge?)", file=sys.stderr)
+        print(
+            f"error: {args.output}: every input table is empty (did every run diverge?)",
+            file=sys.stderr,
+        )
         return 1
     table = pd.concat(frames, ignore_index=True)
     write_table(table, args.output, provenance(config=json.loads(args.config), sources=sources))

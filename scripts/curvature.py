@@ -33,37 +33,44 @@ def main() -> int:
     args = parser.parse_args()
     minimum = 6 if args.trace_method == "hutchpp" else 2
     if args.top_k < 1 or args.trace_matvecs < minimum or args.chunk_size < 1:
-        parser.error(f"top-k >= 1, trace-matvecs >= {minimum} ({args.trace_method}) and chunk-size >= 1 are required")
+        parser.error(
+            f"top-k >= 1, trace-matvecs >= {minimum} ({args.trace_method}) and chunk-size >= 1 are required"
+        )
     device, data = setup(args)
     model, meta = load_weights(args.weights, device)
     base = {"experiment": meta["experiment"], "seed": meta["seed"], "epoch": meta["epoch"]}
-    rows = []
-    quantities = [f"eig{i + 1}" for i in range(args.top_k)] + ["trace"]
+
+    def row(quantity, value, stderr=math.nan, n_hvp=0, seconds=0.0):
+        return {**base, "quantity": quantity, "value": value, "stderr": stderr, "n_hvp": n_hvp,
+                "seconds": seconds}  # fmt: skip
+
     if model is None:
         logging.warning("%s: the run diverged before this epoch; writing NaN", args.weights)
-        rows = [{**base, "quantity": q, "value": math.nan, "stderr": math.nan, "n_hvp": 0,
-                 "seconds": 0.0} for q in quantities]
-        vectors = None
+        quantities = [f"eig{i + 1}" for i in range(args.top_k)] + ["trace"]
+        rows, eig, vectors = [row(q, math.nan) for q in quantities], None, None
     else:
         batches = subset_batches(data, args.subset, args.subset_seed, args.chunk_size)
         eig = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=args.top_k, tol=args.tol,
-                                      method=args.method, seed=args.seed)
+                                      method=args.method, seed=args.seed)  # fmt: skip
         logging.info("eigenvalues %s (%d HVPs, %.1fs, converged=%s)", eig.values.tolist(),
-                     eig.n_hvp, eig.seconds, eig.converged)
-        for i, value in enumerate(eig.values.tolist()):
-            rows.append({**base, "quantity": f"eig{i + 1}", "value": value, "stderr": math.nan,
-                         "n_hvp": eig.n_hvp, "seconds": eig.seconds})
+                     eig.n_hvp, eig.seconds, eig.converged)  # fmt: skip
+        rows = [row(f"eig{i + 1}", value, n_hvp=eig.n_hvp, seconds=eig.seconds)
+                for i, value in enumerate(eig.values.tolist())]  # fmt: skip
         tr = hessian.trace(model, F.cross_entropy, batches, n_matvecs=args.trace_matvecs,
-                           method=args.trace_method, seed=args.seed)
-        logging.info("trace %.4g +- %.2g (%d HVPs, %.1fs)", tr.estimate, tr.stderr, tr.n_hvp, tr.seconds)
-        rows.append({**base, "quantity": "trace", "value": tr.estimate, "stderr": tr.stderr,
-                     "n_hvp": tr.n_hvp, "seconds": tr.seconds})
+                           method=args.trace_method, seed=args.seed)  # fmt: skip
+        logging.info("trace %.4g +- %.2g (%d HVPs, %.1fs)", tr.estimate, tr.stderr, tr.n_hvp,
+                     tr.seconds)  # fmt: skip
+        rows.append(row("trace", tr.estimate, tr.stderr, tr.n_hvp, tr.seconds))
         vectors = eig.vectors.float().cpu()
     config = {k: v for k, v in vars(args).items() if k not in ("output", "vectors", "weights")}
-    record = provenance(config=config, device=device, weights=args.weights,
-                        weights_config_hash=meta.get("config_hash"))
-    save_torch({"vectors": vectors, "values": None if vectors is None else eig.values,
-                **base, "provenance": record}, args.vectors)
+    record = provenance(
+        config=config,
+        device=device,
+        weights=args.weights,
+        weights_config_hash=meta.get("config_hash"),
+    )
+    values = None if eig is None else eig.values
+    save_torch({"vectors": vectors, "values": values, **base, "provenance": record}, args.vectors)
     write_table(pd.DataFrame(rows, columns=COLUMNS), args.output, record)
     return 0
 

@@ -2,6 +2,7 @@
 
 import argparse
 import html
+import json
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ def main() -> int:
     parser.add_argument("--notebooks", nargs="+", required=True, help="executed HTML notebooks")
     parser.add_argument("--figures", nargs="*", default=[])
     parser.add_argument("--tables", nargs="*", default=[])
+    parser.add_argument("--experiments", required=True, help="JSON: experiment name -> dataset")
     args = parser.parse_args()
     out = Path(args.output)
 
@@ -23,11 +25,24 @@ def main() -> int:
 
     page = [
         "<!doctype html><html><head><meta charset='utf-8'><title>lossgeom results</title></head><body>",
-        "<h1>lossgeom: loss-landscape geometry of the report's MLP on MNIST</h1>",
+        "<h1>lossgeom: loss-landscape geometry</h1>",
+        "<p>Experiments: "
+        + html.escape(
+            ", ".join(
+                f"{name} ({dataset})" for name, dataset in json.loads(args.experiments).items()
+            )
+        )
+        + "</p>",
         f"<p>Commit {html.escape(git_commit())}. Each notebook reads the tables below and draws one figure.</p>",
-        "<h2>Executed notebooks</h2><ul>", *map(link, args.notebooks), "</ul>",
-        "<h2>Figures</h2><ul>", *map(link, args.figures), "</ul>",
-        "<h2>Tables</h2><ul>", *map(link, args.tables), "</ul>",
+        "<h2>Executed notebooks</h2><ul>",
+        *map(link, args.notebooks),
+        "</ul>",
+        "<h2>Figures</h2><ul>",
+        *map(link, args.figures),
+        "</ul>",
+        "<h2>Tables</h2><ul>",
+        *map(link, args.tables),
+        "</ul>",
         "</body></html>",
     ]
     with atomic_write(out, "w") as handle:

@@ -23,8 +23,15 @@ def main() -> int:
     parser.add_argument("--ipynb", required=True)
     parser.add_argument("--html", required=True)
     parser.add_argument("--kernel", default="python3")
-    parser.add_argument("-p", "--parameter", dest="parameters", action="append", default=[],
-                        metavar="NAME=VALUE", help="a notebook parameter (repeatable)")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a notebook parameter (repeatable)",
+    )
     args = parser.parse_args()
     parameters = {}
     for item in args.parameters:
@@ -33,18 +40,33 @@ def main() -> int:
             parser.error(f"parameter {item!r} is not NAME=VALUE")
         parameters[name] = value
     source = jupytext.read(args.notebook)
-    source.metadata["kernelspec"] = {"name": args.kernel, "display_name": "Python 3", "language": "python"}
+    source.metadata["kernelspec"] = {
+        "name": args.kernel,
+        "display_name": "Python 3",
+        "language": "python",
+    }
     workdir = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "input.ipynb"
         executed = Path(tmp) / "output.ipynb"
         nbformat.write(source, raw)
-        papermill.execute_notebook(str(raw), str(executed), parameters=parameters,
-                                   kernel_name=args.kernel, cwd=str(workdir), progress_bar=False,
-                                   start_timeout=600)  # a loaded 2-core machine starts kernels slowly
+        papermill.execute_notebook(
+            str(raw),
+            str(executed),
+            parameters=parameters,
+            kernel_name=args.kernel,
+            cwd=str(workdir),
+            progress_bar=False,
+            start_timeout=600,
+        )  # a loaded 2-core machine starts kernels slowly
         notebook = nbformat.read(executed, as_version=4)
-    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     if errors:
         print(f"error: {args.notebook} produced error output", file=sys.stderr)
         return 1

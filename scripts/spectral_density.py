@@ -33,16 +33,32 @@ def main() -> int:
     model, meta = load_weights(args.weights, device)
     base = {"experiment": meta["experiment"], "seed": meta["seed"], "epoch": meta["epoch"]}
     if model is None:
-        logging.warning("%s: the run diverged before this epoch; writing an empty table", args.weights)
+        logging.warning(
+            "%s: the run diverged before this epoch; writing an empty table", args.weights
+        )
         frame = pd.DataFrame(columns=COLUMNS)
     else:
         batches = subset_batches(data, args.subset, args.subset_seed, args.chunk_size)
-        result = hessian.spectral_density(model, F.cross_entropy, batches, n_iter=args.n_iter,
-                                          n_runs=args.n_runs, seed=args.seed, n_grid=args.n_grid)
+        result = hessian.spectral_density(
+            model,
+            F.cross_entropy,
+            batches,
+            n_iter=args.n_iter,
+            n_runs=args.n_runs,
+            seed=args.seed,
+            n_grid=args.n_grid,
+        )
         logging.info("density: %d HVPs, %.1fs", result.n_hvp, result.seconds)
-        frame = pd.DataFrame({**base, "eigenvalue": result.grid, "density": result.density,
-                              "sigma": result.sigma, "n_hvp": result.n_hvp,
-                              "seconds": result.seconds})[COLUMNS]
+        frame = pd.DataFrame(
+            {
+                **base,
+                "eigenvalue": result.grid,
+                "density": result.density,
+                "sigma": result.sigma,
+                "n_hvp": result.n_hvp,
+                "seconds": result.seconds,
+            }
+        )[COLUMNS]
     config = {k: v for k, v in vars(args).items() if k not in ("output", "weights")}
     write_table(frame, args.output, provenance(config=config, device=device, weights=args.weights))
     return 0

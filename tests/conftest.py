@@ -13,18 +13,25 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_MIRROR = Path(os.environ.get("LOSSGEOM_TEST_REAL_MIRROR", REPO.parent / "shared" / "data" / "mnist" / "raw"))
+REAL_MIRROR = Path(
+    os.environ.get("LOSSGEOM_TEST_REAL_MIRROR", REPO.parent / "shared" / "data" / "mnist" / "raw")
+)
+FASHION_MIRROR = Path(
+    os.environ.get(
+        "LOSSGEOM_TEST_FASHION_MIRROR", REPO.parent / "shared" / "data" / "fashion-mnist" / "raw"
+    )
+)
 
 torch.set_default_dtype(torch.float32)
 
 
-def require_real_mirror() -> None:
-    """Skip without the real MNIST mirror, except in CI, where it must be beside the clone."""
-    if REAL_MIRROR.is_dir():
+def require_real_mirror(folder: Path = REAL_MIRROR) -> None:
+    """Skip without a real mirror (MNIST by default), except in CI, where it must be beside the clone."""
+    if folder.is_dir():
         return
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but the real MNIST mirror {REAL_MIRROR} is missing")
-    pytest.skip(f"the real MNIST mirror {REAL_MIRROR} is not present")
+        pytest.fail(f"CI=true but the real mirror {folder} is missing")
+    pytest.skip(f"the real mirror {folder} is not present")
 
 
 def _idx_images(images: np.ndarray) -> bytes:
@@ -79,9 +86,9 @@ def synthetic_mirror(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory, synthetic_mirror):
     """The synthetic mirror prepared through the real pipeline path and loaded."""
-    from lossgeom.data import load_mnist, prepare_mnist
+    from lossgeom.data import load_dataset, prepare_dataset
 
     folder, checksums = synthetic_mirror
     root = tmp_path_factory.mktemp("prepared")
-    prepare_mnist(root, root / "mnist.pt", mirror=folder, checksums=checksums)
-    return load_mnist(root / "mnist.pt", 0.1307, 0.3081)
+    prepare_dataset("mnist", root, root / "mnist.pt", mirror=folder, checksums=checksums)
+    return load_dataset(root / "mnist.pt")

@@ -24,7 +24,12 @@ def test_default_config_validates_and_defaults_are_filled():
     validate(config, SCHEMA)
     assert config["curvature"]["chunk_size"] == 1000
     assert config["experiments"]["report_mlp"]["optimizer"] == {
-        "name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "nesterov": False}
+        "name": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "nesterov": False,
+    }
     assert config["experiments"]["report_mlp"]["epochs"] == 5
     assert config["landscape"]["resolution"] == 41 and config["landscape"]["span"] == 1.0
 
@@ -65,7 +70,8 @@ def bad(path: list, value):
         (["curvature", "top_k"], 0, "top_k"),
         (["curvature", "method"], "arnoldi", "method"),
         (["landscape", "directions"], ["diagonal"], "directions"),
-        (["data", "normalize", "std"], 0, "std"),
+        (["data", "mirrors"], "/some/folder", "mirrors"),
+        (["experiments", "report_mlp", "dataset"], 10, "dataset"),
         (["curvature", "subseet"], 10, "subseet"),
         (["bounds", "delta"], 1.5, "delta"),
         (["bounds", "delta_prime"], 0, "delta_prime"),

@@ -1,7 +1,8 @@
-"""MNIST preparation: the real torchvision parsing path, checksums, mirror precedence."""
+"""The dataset registry: torchvision parsing, checksums (published or content), mirrors."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import shutil
 
@@ -9,14 +10,28 @@ import pytest
 import torch
 
 from lossgeom.data import (
-    MNIST_MD5,
+    DATASETS,
     DataError,
-    load_mnist,
-    prepare_mnist,
+    get_dataset,
+    load_dataset,
+    md5sum,
+    prepare_dataset,
     resolve_mirror,
     subset_indices,
 )
-from tests.conftest import REAL_MIRROR, require_real_mirror, synthetic_digits
+from tests.conftest import (
+    FASHION_MIRROR,
+    REAL_MIRROR,
+    require_real_mirror,
+    synthetic_digits,
+    write_synthetic_mirror,
+)
+
+MNIST_MD5 = get_dataset("mnist").published_md5
+
+
+def prepare_mnist(root, output, mirror=None, checksums=None):
+    return prepare_dataset("mnist", root, output, mirror=mirror, checksums=checksums)
 
 
 def test_synthetic_mirror_parses_through_torchvision(tmp_path, synthetic_mirror):
@@ -27,10 +42,12 @@ def test_synthetic_mirror_parses_through_torchvision(tmp_path, synthetic_mirror)
     images, labels = synthetic_digits(600, 0)
     assert torch.equal(blob["train_images"], torch.from_numpy(images))
     assert torch.equal(blob["train_labels"], torch.from_numpy(labels).long())
-    data = load_mnist(tmp_path / "mnist.pt", mean=0.5, std=0.25)
-    assert data.train_x.shape == (600, 1, 28, 28)
-    expected = (torch.from_numpy(images[0]).float() / 255 - 0.5) / 0.25
+    data = load_dataset(tmp_path / "mnist.pt")
+    assert data.train_x.shape == (600, 1, 28, 28) and data.name == "mnist"
+    expected = (torch.from_numpy(images[0]).float() / 255 - 0.1307) / 0.3081
     torch.testing.assert_close(data.train_x[0, 0], expected)
+    with pytest.raises(DataError, match="holds 'mnist', not the requested dataset 'fashion_mnist'"):
+        load_dataset(tmp_path / "mnist.pt", expect="fashion_mnist")
 
 
 def _copy_mirror(source, target):
@@ -95,6 +112,62 @@ def test_environment_variable_wins(monkeypatch):
     assert resolve_mirror(None) is None
     monkeypatch.setenv("LOSSGEOM_MNIST_MIRROR", "/from/env")
     assert resolve_mirror("/configured") == "/from/env"
+    monkeypatch.delenv("LOSSGEOM_FASHION_MNIST_MIRROR", raising=False)
+    assert resolve_mirror("/configured", "fashion_mnist") == "/configured"  # each dataset its own
+    monkeypatch.setenv("LOSSGEOM_FASHION_MNIST_MIRROR", "/fashion")
+    assert resolve_mirror(None, "fashion_mnist") == "/fashion"
+
+
+def test_unknown_dataset_is_named(tmp_path):
+    with pytest.raises(
+        DataError, match="dataset 'cifar10' is unknown; known: \\['fashion_mnist', 'mnist'\\]"
+    ):
+        prepare_dataset("cifar10", tmp_path, tmp_path / "out.pt")
+
+
+def _recompress(source, target, level):
+    target.mkdir()
+    for path in source.glob("*.gz"):
+        (target / path.name).write_bytes(
+            gzip.compress(gzip.decompress(path.read_bytes()), level, mtime=123)
+        )
+
+
+def test_recompressed_mirror_passes_by_its_content_checksum(tmp_path, monkeypatch):
+    """Published .gz MD5s fail on recompressed files; the decompressed content's MD5 decides."""
+    source = tmp_path / "original"
+    published = write_synthetic_mirror(source)
+    content = {name: md5sum(source / name, gzipped=True) for name in published}
+    entry = dataclasses.replace(
+        DATASETS["mnist"],
+        name="synthetic",
+        files={name: (published[name], content[name]) for name in published},
+    )
+    monkeypatch.setitem(DATASETS, "synthetic", entry)
+    recompressed = tmp_path / "recompressed"
+    _recompress(source, recompressed, level=1)
+    assert all(md5sum(recompressed / name) != md5 for name, md5 in published.items())
+    summary = prepare_dataset(
+        "synthetic", tmp_path / "root", tmp_path / "a.pt", mirror=recompressed
+    )
+    assert set(summary["verified_by"].values()) == {"content"}
+    assert prepare_dataset("synthetic", tmp_path / "root2", tmp_path / "b.pt", mirror=source)[
+        "verified_by"
+    ] == dict.fromkeys(published, "published")
+    # A recompressed file whose content changed fails, naming both content checksums.
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(recompressed, corrupt)
+    images = gzip.decompress((corrupt / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    (corrupt / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(images[:-1] + b"\x09", mtime=0)
+    )
+    with pytest.raises(
+        DataError,
+        match="t10k-labels-idx1-ubyte.gz .*decompressed content's MD5 is "
+        "[0-9a-f]{32}, not " + content["t10k-labels-idx1-ubyte.gz"],
+    ):
+        prepare_dataset("synthetic", tmp_path / "root3", tmp_path / "c.pt", mirror=corrupt)
+    assert not (tmp_path / "c.pt").exists()
 
 
 def test_subset_is_fixed_and_seeded():
@@ -111,3 +184,29 @@ def test_real_mirror_verifies_with_published_checksums(tmp_path):
     summary = prepare_mnist(tmp_path, tmp_path / "mnist.pt", mirror=REAL_MIRROR)
     assert summary["n_train"] == 60000 and summary["n_test"] == 10000
     assert summary["checksums"] == MNIST_MD5
+    assert summary["verified_by"] == dict.fromkeys(MNIST_MD5, "published")
+    data = load_dataset(tmp_path / "mnist.pt")
+    # The registry's normalisation statistics are the training set's own (to 4 decimals).
+    pixels = data.train_x * get_dataset("mnist").std + get_dataset("mnist").mean
+    assert abs(float(pixels.mean()) - 0.1307) < 5e-5 and abs(float(pixels.std()) - 0.3081) < 5e-5
+
+
+@pytest.mark.mnist
+def test_fashion_mnist_recompressed_mirror_verifies_by_content(tmp_path):
+    require_real_mirror(FASHION_MIRROR)
+    info = get_dataset("fashion_mnist")
+    assert all(md5sum(FASHION_MIRROR / name) != md5 for name, md5 in info.published_md5.items())
+    summary = prepare_dataset(
+        "fashion_mnist", tmp_path, tmp_path / "fashion.pt", mirror=FASHION_MIRROR
+    )
+    assert summary["n_train"] == 60000 and summary["n_test"] == 10000
+    assert summary["verified_by"] == dict.fromkeys(info.files, "content")
+    data = load_dataset(tmp_path / "fashion.pt", expect="fashion_mnist")
+    assert (
+        data.train_x.shape == (60000, *info.input_shape)
+        and int(data.train_y.max()) == info.num_classes - 1
+    )
+    pixels = data.train_x * info.std + info.mean
+    assert (
+        abs(float(pixels.mean()) - info.mean) < 5e-5 and abs(float(pixels.std()) - info.std) < 5e-5
+    )

@@ -8,8 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossgeom.directions import filter_normalized_direction, filter_norms, random_direction
-from lossgeom.landscape import evaluate_slice, evaluate_slice_reference, grid_1d, grid_2d
+from lossgeom.directions import (
+    filter_normalized_direction,
+    filter_norms,
+    random_direction,
+    slice_directions,
+)
+from lossgeom.landscape import (
+    evaluate_slice,
+    evaluate_slice_reference,
+    grid_1d,
+    grid_2d,
+    slice_records,
+)
 from lossgeom.models import build_model, flat_parameters
 from lossgeom.training import evaluate
 
@@ -63,11 +74,21 @@ def test_grids():
         grid_2d(3, -1.0)
 
 
-@pytest.mark.parametrize("residual,norm", [(False, "none"), (True, "layernorm"), (False, "batchnorm")])
+@pytest.mark.parametrize(
+    "residual,norm", [(False, "none"), (True, "layernorm"), (False, "batchnorm")]
+)
 def test_fast_slice_matches_per_point_loop(residual, norm):
     torch.manual_seed(1)
-    model = build_model({"name": "mlp", "input_dim": 30, "hidden": [24, 24], "num_classes": 4,
-                         "residual": residual, "norm": norm})
+    model = build_model(
+        {
+            "name": "mlp",
+            "input_dim": 30,
+            "hidden": [24, 24],
+            "num_classes": 4,
+            "residual": residual,
+            "norm": norm,
+        }
+    )
     x, y = torch.randn(333, 30), torch.randint(0, 4, (333,))
     if norm == "batchnorm":
         model.train()
@@ -108,3 +129,35 @@ def test_slice_along_a_quadratic_direction_has_the_hessian_curvature():
     loss, _ = evaluate_slice(model, [top.vectors[0]], np.array([[-h], [0.0], [h]]), x, y)
     second_difference = (loss[0] - 2 * loss[1] + loss[2]) / h**2
     assert second_difference == pytest.approx(float(top.values[0]), rel=1e-3)
+
+
+def test_slice_directions_per_kind(mlp):
+    pair, seeds = slice_directions("random", mlp, 4)
+    assert seeds == [4, 5] and torch.equal(pair[1], random_direction(mlp, 5))
+    pair, seeds = slice_directions("filter", mlp, 4, include_bias=True)
+    assert torch.equal(pair[0], filter_normalized_direction(mlp, 4, True))
+    vectors = torch.randn(3, flat_parameters(mlp).numel())
+    pair, seeds = slice_directions("hessian", mlp, 4, eigenvectors=vectors)
+    assert seeds is None and torch.equal(pair[1], vectors[1])
+    with pytest.raises(ValueError, match="fewer than two Hessian eigenvectors"):
+        slice_directions("hessian", mlp, 4, eigenvectors=vectors[:1])
+    with pytest.raises(ValueError, match="unknown"):
+        slice_directions("diagonal", mlp, 4)
+
+
+def test_slice_records_are_the_slices_on_every_split(mlp):
+    x, y = torch.randn(40, 20), torch.randint(0, 5, (40,))
+    directions, _ = slice_directions("random", mlp, 0)
+    records = slice_records(mlp, directions, 3, 5, 0.5, {"train": (x, y), "test": (x[:10], y[:10])})
+    assert [(r["slice"], r["split"], r["metric"]) for r in records][:4] == [
+        ("2d", "train", "loss"), ("2d", "train", "accuracy"), ("2d", "test", "loss"),
+        ("2d", "test", "accuracy")]  # fmt: skip
+    assert len(records) == 3 * 2 * 2 and len(records[0]["value"]) == 9
+    profile = next(r for r in records if r["slice"] == "1d_beta" and r["split"] == "train")
+    assert np.array_equal(profile["alpha"], np.zeros(5)) and np.allclose(
+        profile["beta"], grid_1d(5, 0.5)
+    )
+    loss, _ = evaluate_slice(
+        mlp, directions, np.stack([profile["alpha"], profile["beta"]], 1), x, y
+    )
+    assert np.array_equal(profile["value"], loss)

@@ -18,5 +18,7 @@ def test_environment_yml_matches_pyproject():
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     conda_pins = [d for d in pip_section if not d.startswith("-e")]
     assert sorted(map(normalise, conda_pins)) == sorted(map(normalise, project["dependencies"]))
-    python = next(d for d in environment["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    python = next(
+        d for d in environment["dependencies"] if isinstance(d, str) and d.startswith("python")
+    )
     assert project["requires-python"].replace(">=", "") in python

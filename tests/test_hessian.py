@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -9,18 +11,53 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from lossgeom import hessian
+from lossgeom import estimators, hessian
 from lossgeom.models import build_model
 
 CASES = {
-    "relu_mlp": {"name": "mlp", "input_dim": 6, "hidden": [7], "num_classes": 3, "activation": "relu"},
-    "tanh_deep": {"name": "mlp", "input_dim": 5, "hidden": [6, 4], "num_classes": 3, "activation": "tanh"},
-    "residual_layernorm": {"name": "mlp", "input_dim": 5, "hidden": [4, 4, 4], "num_classes": 3,
-                           "activation": "gelu", "residual": True, "norm": "layernorm"},
-    "batchnorm": {"name": "mlp", "input_dim": 5, "hidden": [6], "num_classes": 4,
-                  "activation": "softplus", "norm": "batchnorm"},
+    "relu_mlp": {
+        "name": "mlp",
+        "input_dim": 6,
+        "hidden": [7],
+        "num_classes": 3,
+        "activation": "relu",
+    },
+    "tanh_deep": {
+        "name": "mlp",
+        "input_dim": 5,
+        "hidden": [6, 4],
+        "num_classes": 3,
+        "activation": "tanh",
+    },
+    "residual_layernorm": {
+        "name": "mlp",
+        "input_dim": 5,
+        "hidden": [4, 4, 4],
+        "num_classes": 3,
+        "activation": "gelu",
+        "residual": True,
+        "norm": "layernorm",
+    },
+    "batchnorm": {
+        "name": "mlp",
+        "input_dim": 5,
+        "hidden": [6],
+        "num_classes": 4,
+        "activation": "softplus",
+        "norm": "batchnorm",
+    },
     "softmax_regression": {"name": "mlp", "input_dim": 4, "hidden": [], "num_classes": 3},
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Run single-threaded: on problems this small, intra-op threads only add synchronisation
+    (and spin for long under a loaded CPU); the previous setting comes back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_problem(case: str, n: int = 41, seed: int = 0):
@@ -60,26 +97,40 @@ def exact_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return H
 
 
+@functools.cache
+def exact_hessian_of(case: str) -> torch.Tensor:
+    """The exact Hessian of ``make_problem(case)``, computed once per case (it dominates the
+    run time of this file)."""
+    model, x, y, _ = make_problem(case)
+    return exact_hessian(model, x, y)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_hvp_equals_exact_hessian_times_v(case):
     model, x, y, batches = make_problem(case)
-    H = exact_hessian(model, x, y)
+    H = exact_hessian_of(case)
     for seed in range(3):
-        v = torch.randn(H.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        v = torch.randn(
+            H.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+        )
         expected = H @ v
         fresh = hessian.hvp(model, F.cross_entropy, batches, v)
-        assert torch.linalg.vector_norm(fresh - expected) <= 1e-6 * torch.linalg.vector_norm(expected)
+        assert torch.linalg.vector_norm(fresh - expected) <= 1e-6 * torch.linalg.vector_norm(
+            expected
+        )
         with hessian.HessianOperator(model, F.cross_entropy, batches) as operator:
             cached = operator.matvec(v)
             again = operator.matvec(v)
-        assert torch.linalg.vector_norm(cached - expected) <= 1e-6 * torch.linalg.vector_norm(expected)
+        assert torch.linalg.vector_norm(cached - expected) <= 1e-6 * torch.linalg.vector_norm(
+            expected
+        )
         assert torch.equal(cached, again)
 
 
 def test_unweighted_batch_mean_would_differ():
     """Guards the test above: the uneven batches really make weighting matter."""
     model, x, y, batches = make_problem("tanh_deep")
-    H = exact_hessian(model, x, y)
+    H = exact_hessian_of("tanh_deep")
     v = torch.randn(H.shape[0], dtype=torch.float64)
     unweighted = sum(hessian.hvp(model, F.cross_entropy, [b], v) for b in batches) / len(batches)
     assert torch.linalg.vector_norm(unweighted - H @ v) > 1e-3 * torch.linalg.vector_norm(H @ v)
@@ -89,7 +140,7 @@ def test_unweighted_batch_mean_would_differ():
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_top_eigenvalues_match_eigvalsh(case, k):
     model, x, y, batches = make_problem(case)
-    H = exact_hessian(model, x, y)
+    H = exact_hessian_of(case)
     exact = torch.linalg.eigvalsh(H).flip(0)[:k]
     result = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=k, tol=1e-6, seed=1)
     assert result.converged
@@ -103,11 +154,12 @@ def test_top_eigenvalues_match_eigvalsh(case, k):
 
 def test_top_eigenvalues_power_method_finds_largest_magnitude():
     model, x, y, batches = make_problem("relu_mlp")
-    H = exact_hessian(model, x, y)
+    H = exact_hessian_of("relu_mlp")
     eigenvalues = torch.linalg.eigvalsh(H)
     largest_magnitude = eigenvalues[eigenvalues.abs().argmax()]
-    result = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=1, method="power",
-                                     tol=1e-10, max_iter=5000)
+    result = hessian.top_eigenvalues(
+        model, F.cross_entropy, batches, k=1, method="power", tol=1e-10, max_iter=5000
+    )
     assert torch.allclose(result.values[0], largest_magnitude, rtol=1e-4)
 
 
@@ -119,7 +171,12 @@ def test_operator_leaves_model_as_found():
     hessian.top_eigenvalues(model, F.cross_entropy, batches, k=2)
     hessian.trace(model, F.cross_entropy, batches, n_matvecs=9)
     hessian.spectral_density(model, F.cross_entropy, batches, n_iter=5, n_runs=1)
-    hessian.hvp(model, F.cross_entropy, batches, torch.ones(sum(p.numel() for p in model.parameters()), dtype=torch.float64))
+    hessian.hvp(
+        model,
+        F.cross_entropy,
+        batches,
+        torch.ones(sum(p.numel() for p in model.parameters()), dtype=torch.float64),
+    )
     assert [m.training for m in model.modules()] == modes
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
@@ -129,7 +186,7 @@ def test_operator_leaves_model_as_found():
 @pytest.mark.parametrize("case", ["tanh_deep", "relu_mlp", "residual_layernorm"])
 def test_trace_within_three_standard_errors(method, case):
     model, x, y, batches = make_problem(case)
-    exact = float(torch.trace(exact_hessian(model, x, y)))
+    exact = float(torch.trace(exact_hessian_of(case)))
     result = hessian.trace(model, F.cross_entropy, batches, n_matvecs=60, method=method, seed=0)
     assert result.stderr > 0
     assert abs(result.estimate - exact) <= 3 * result.stderr
@@ -138,7 +195,7 @@ def test_trace_within_three_standard_errors(method, case):
 
 def test_hutchpp_is_exact_when_the_sketch_spans_the_space():
     model, x, y, batches = make_problem("softmax_regression")
-    H = exact_hessian(model, x, y)
+    H = exact_hessian_of("softmax_regression")
     dim = H.shape[0]
     result = hessian.trace(model, F.cross_entropy, batches, n_matvecs=3 * dim + 3, method="hutchpp")
     assert result.estimate == pytest.approx(float(torch.trace(H)), rel=1e-8)
@@ -146,7 +203,7 @@ def test_hutchpp_is_exact_when_the_sketch_spans_the_space():
 
 def test_spectral_density_full_lanczos_recovers_the_spectrum():
     model, x, y, batches = make_problem("tanh_deep")
-    H = exact_hessian(model, x, y)
+    H = exact_hessian_of("tanh_deep")
     eigenvalues = torch.linalg.eigvalsh(H).numpy()
     dim = H.shape[0]
     result = hessian.spectral_density(model, F.cross_entropy, batches, n_iter=dim, n_runs=2, seed=0)
@@ -160,6 +217,57 @@ def test_spectral_density_full_lanczos_recovers_the_spectrum():
     # first moment of the quadrature: the mean eigenvalue, up to Hutchinson noise
     mean = float((result.weights * np.nan_to_num(result.nodes)).sum(axis=1).mean())
     assert mean == pytest.approx(eigenvalues.mean(), abs=3 * eigenvalues.std() / np.sqrt(2))
+
+
+def test_wrappers_are_the_estimators_on_the_operator():
+    """top_eigenvalues, trace and spectral_density only build the operator and delegate."""
+    model, x, y, batches = make_problem("tanh_deep")
+    calls = [
+        (
+            "top_eigenvalues",
+            {"k": 2, "method": "lanczos"},
+            estimators.lanczos_top_eigenpairs,
+            {"k": 2},
+        ),
+        ("top_eigenvalues", {"k": 2, "method": "power"}, estimators.power_iteration, {"k": 2}),
+        ("trace", {"n_matvecs": 12, "method": "hutchpp"}, estimators.hutchpp, {"n_matvecs": 12}),
+        (
+            "trace",
+            {"n_matvecs": 12, "method": "hutchinson"},
+            estimators.hutchinson,
+            {"n_matvecs": 12},
+        ),
+        (
+            "spectral_density",
+            {"n_iter": 6, "n_runs": 2},
+            estimators.slq_density,
+            {"n_iter": 6, "n_runs": 2},
+        ),
+    ]
+    for name, kwargs, estimator, estimator_kwargs in calls:
+        wrapped = getattr(hessian, name)(model, F.cross_entropy, batches, seed=3, **kwargs)
+        with hessian.HessianOperator(model, F.cross_entropy, batches) as operator:
+            like = torch.empty(0, dtype=operator.dtype)
+            direct = estimator(operator.matvec, operator.dim, seed=3, like=like, **estimator_kwargs)
+            assert wrapped.n_hvp == direct.n_hvp == operator.n_matvecs
+        for field in (
+            "values",
+            "vectors",
+            "estimate",
+            "stderr",
+            "grid",
+            "density",
+            "nodes",
+            "weights",
+        ):
+            if hasattr(wrapped, field):
+                a, b = getattr(wrapped, field), getattr(direct, field)
+                same = (
+                    torch.equal(a, b)
+                    if isinstance(a, torch.Tensor)
+                    else np.array_equal(a, b, equal_nan=True)
+                )
+                assert same, (name, kwargs, field)
 
 
 def test_bad_arguments_are_named():

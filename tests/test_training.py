@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lossgeom.data import load_mnist, prepare_mnist
+from lossgeom.checkpoints import CheckpointStore
+from lossgeom.data import load_dataset, prepare_dataset
 from lossgeom.runs import load_weights
 from lossgeom.training import train
 from tests.conftest import REAL_MIRROR, REPO, require_real_mirror
@@ -28,7 +29,7 @@ SPEC = {
 def prepared(tmp_path_factory, synthetic_mirror):
     folder, checksums = synthetic_mirror
     root = tmp_path_factory.mktemp("train_data")
-    prepare_mnist(root, root / "mnist.pt", mirror=folder, checksums=checksums)
+    prepare_dataset("mnist", root, root / "mnist.pt", mirror=folder, checksums=checksums)
     return root / "mnist.pt"
 
 
@@ -39,11 +40,31 @@ def run_script(tmp_path, data, name, spec=SPEC, crash_after=None):
         env["LOSSGEOM_CRASH_AFTER_EPOCH"] = str(crash_after)
     out = tmp_path / name
     command = [
-        sys.executable, str(REPO / "scripts" / "train.py"), "--data", str(data), "--mean", "0.1307",
-        "--std", "0.3081", "--device", "cpu", "--threads", "1", "--experiment", "e", "--seed", "7",
-        "--spec", json.dumps(spec), "--checkpoint-dir", str(out / "checkpoints"),
-        "--metrics", str(out / "metrics.csv"), "--weights-dir", str(out / "weights"),
-        "--run-info", str(out / "run.json"), "--no-progress",
+        sys.executable,
+        str(REPO / "scripts" / "train.py"),
+        "--data",
+        str(data),
+        "--dataset",
+        "mnist",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--experiment",
+        "e",
+        "--seed",
+        "7",
+        "--spec",
+        json.dumps(spec),
+        "--checkpoint-dir",
+        str(out / "checkpoints"),
+        "--metrics",
+        str(out / "metrics.csv"),
+        "--weights-dir",
+        str(out / "weights"),
+        "--run-info",
+        str(out / "run.json"),
+        "--no-progress",
     ]
     return subprocess.run(command, capture_output=True, text=True, env=env), out
 
@@ -53,7 +74,10 @@ def test_kill_and_resume_gives_bitwise_equal_weights(tmp_path, prepared):
     assert reference.returncode == 0, reference.stderr
     killed, out = run_script(tmp_path, prepared, "interrupted", crash_after=1)
     assert killed.returncode == 137  # died right after the epoch-1 checkpoint
-    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["epoch000.pt", "epoch001.pt"]
+    assert sorted(p.name for p in (out / "checkpoints").glob("*/*.pt")) == [
+        "epoch000.pt",
+        "epoch001.pt",
+    ]
     assert not (out / "metrics.csv").exists()
     resumed, out = run_script(tmp_path, prepared, "interrupted")
     assert resumed.returncode == 0, resumed.stderr
@@ -64,7 +88,9 @@ def test_kill_and_resume_gives_bitwise_equal_weights(tmp_path, prepared):
         b = torch.load(out / "weights" / f"epoch{epoch}.pt", weights_only=True)["state_dict"]
         for key in a:
             assert torch.equal(a[key], b[key]), (epoch, key)
-    pd.testing.assert_frame_equal(pd.read_csv(ref_out / "metrics.csv"), pd.read_csv(out / "metrics.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(ref_out / "metrics.csv"), pd.read_csv(out / "metrics.csv")
+    )
 
 
 def test_metrics_table_has_every_epoch_and_split(tmp_path, prepared):
@@ -74,14 +100,22 @@ def test_metrics_table_has_every_epoch_and_split(tmp_path, prepared):
     assert list(frame.columns) == ["experiment", "seed", "epoch", "split", "metric", "value"]
     for epoch in range(SPEC["epochs"] + 1):
         rows = frame[frame.epoch == epoch]
-        assert {("train", "loss"), ("train", "accuracy"), ("test", "loss"), ("test", "accuracy")} <= set(
-            zip(rows.split, rows.metric, strict=True))
+        assert {
+            ("train", "loss"),
+            ("train", "accuracy"),
+            ("test", "loss"),
+            ("test", "accuracy"),
+        } <= set(zip(rows.split, rows.metric, strict=True))
         if epoch > 0:
             assert "running_loss" in set(rows.metric)
-    final_test = frame[(frame.epoch == 3) & (frame.split == "test") & (frame.metric == "accuracy")].value
+    final_test = frame[
+        (frame.epoch == 3) & (frame.split == "test") & (frame.metric == "accuracy")
+    ].value
     assert float(final_test.iloc[0]) > 0.9  # the synthetic digits are easy
     meta = json.loads((out / "metrics.csv.meta.json").read_text())
-    assert meta["config"] == SPEC and meta["seed"] == 7 and "git_commit" in meta and "device" in meta
+    assert (
+        meta["config"] == SPEC and meta["seed"] == 7 and "git_commit" in meta and "device" in meta
+    )
 
 
 def test_divergence_is_recorded_not_raised(tmp_path, prepared):
@@ -97,25 +131,68 @@ def test_divergence_is_recorded_not_raised(tmp_path, prepared):
     assert ((frame.metric == "diverged") & (frame.epoch == 1)).any()
 
 
-def test_changed_configuration_never_resumes_foreign_state(tmp_path, synthetic_data):
-    train(SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False)
-    with pytest.raises(RuntimeError, match="another configuration"):
-        train(SPEC | {"epochs": 2}, synthetic_data, 0, tmp_path, progress=False)
+def test_changed_configuration_trains_afresh(tmp_path, synthetic_data):
+    first = train(SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False)
+    assert first.resumed_from is None
+    assert (
+        train(SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False).resumed_from == 1
+    )
+    changed = SPEC | {"epochs": 1, "batch_size": 64}
+    fresh = train(changed, synthetic_data, 0, tmp_path, progress=False)
+    assert fresh.resumed_from is None and fresh.config_hash != first.config_hash
+    elsewhere = train(changed, synthetic_data, 0, tmp_path / "alone", progress=False)
+    for key, value in elsewhere.model.state_dict().items():
+        assert torch.equal(fresh.model.state_dict()[key], value), key
+    # Each configuration keeps its own folder; nothing was overwritten.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "alone") == sorted(
+        [first.config_hash, fresh.config_hash]
+    )
+
+
+def test_every_checkpoint_loads_with_weights_only(tmp_path, synthetic_data):
+    result = train(SPEC | {"epochs": 2}, synthetic_data, 0, tmp_path, progress=False)
+    paths = sorted((tmp_path / result.config_hash).glob("epoch*.pt"))
+    assert [p.name for p in paths] == ["epoch000.pt", "epoch001.pt", "epoch002.pt"]
+    for path in paths:
+        state = torch.load(path, weights_only=True)
+        assert state["key"] == result.config_hash and set(state["rng"]) >= {"torch", "order"}
+
+
+def test_stale_temporaries_are_removed_and_unreadable_checkpoints_skipped(tmp_path, synthetic_data):
+    result = train(SPEC | {"epochs": 2}, synthetic_data, 0, tmp_path, progress=False)
+    store = CheckpointStore(tmp_path, {})
+    store.directory = tmp_path / result.config_hash
+    store.key = result.config_hash
+    stale = store.directory / ".epoch003.pt.abc123.tmp"
+    stale.write_bytes(b"")
+    (store.directory / "epoch002.pt").write_bytes(b"not a checkpoint")
+    assert store.latest()["epoch"] == 1
+    assert not stale.exists()
 
 
 @pytest.mark.mnist
 def test_one_epoch_on_real_mnist_reaches_93_percent(tmp_path):
     require_real_mirror()
-    prepare_mnist(tmp_path / "root", tmp_path / "mnist.pt", mirror=REAL_MIRROR)
-    data = load_mnist(tmp_path / "mnist.pt", 0.1307, 0.3081)
-    spec = {"model": {"name": "mlp", "hidden": [512]},
-            "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "epochs": 1, "batch_size": 128}
+    prepare_dataset("mnist", tmp_path / "root", tmp_path / "mnist.pt", mirror=REAL_MIRROR)
+    data = load_dataset(tmp_path / "mnist.pt")
+    spec = {
+        "model": {"name": "mlp", "hidden": [512]},
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        "epochs": 1,
+        "batch_size": 128,
+    }
     result = train(spec, data, seed=0, checkpoint_dir=tmp_path / "ckpt", progress=False)
-    accuracy = [r["value"] for r in result.rows if r["epoch"] == 1 and r["split"] == "test" and r["metric"] == "accuracy"]
+    accuracy = [
+        r["value"]
+        for r in result.rows
+        if r["epoch"] == 1 and r["split"] == "test" and r["metric"] == "accuracy"
+    ]
     assert result.status == "completed" and accuracy[0] >= 0.93
 
 
 def test_checkpoints_of_other_data_are_never_resumed(tmp_path, synthetic_data):
     train(SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False, identity={"mean": 0.1})
-    with pytest.raises(RuntimeError, match="another configuration"):
-        train(SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False, identity={"mean": 0.2})
+    other = train(
+        SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False, identity={"mean": 0.2}
+    )
+    assert other.resumed_from is None

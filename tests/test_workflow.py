@@ -21,17 +21,37 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ}
-    env.pop("LOSSGEOM_MNIST_MIRROR", None)
+    for variable in [
+        name for name in env if name.startswith("LOSSGEOM_") and name.endswith("_MIRROR")
+    ]:
+        env.pop(variable)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     result = subprocess.run(
-        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(REPO / "config" / "presets" / "smoke.yaml"), str(workdir / "test.yaml"),
-         "--cores", "2", *args],
-        capture_output=True, text=True, env=env, cwd=workdir,
+        [
+            *SNAKEMAKE,
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(REPO / "config" / "presets" / "smoke.yaml"),
+            str(workdir / "test.yaml"),
+            "--cores",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
     )
     if check and result.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in (workdir / "logs").rglob("*.log"))
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}\n{logs}")
+        logs = "\n".join(
+            f"--- {p}\n{p.read_text()[-3000:]}" for p in (workdir / "logs").rglob("*.log")
+        )
+        raise AssertionError(
+            f"snakemake failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}\n{logs}"
+        )
     return result
 
 
@@ -39,7 +59,11 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 def smoke_run(tmp_path_factory, synthetic_mirror):
     folder, checksums = synthetic_mirror
     workdir = tmp_path_factory.mktemp("workflow")
-    (workdir / "test.yaml").write_text(yaml.safe_dump({"data": {"mirror": str(folder), "checksums": checksums}}))
+    (workdir / "test.yaml").write_text(
+        yaml.safe_dump(
+            {"data": {"mirrors": {"mnist": str(folder)}, "checksums": {"mnist": checksums}}}
+        )
+    )
     dry = snakemake(workdir, "-n", "all")
     snakemake(workdir, "all")
     return workdir, dry.stdout + dry.stderr
@@ -47,8 +71,18 @@ def smoke_run(tmp_path_factory, synthetic_mirror):
 
 def test_dry_run_lists_every_stage(smoke_run):
     _, dry = smoke_run
-    for rule in ("mnist", "train", "curvature", "spectral_density", "landscape", "connectivity",
-                 "bounds", "bounds_table", "figure", "index"):
+    for rule in (
+        "prepare_data",
+        "train",
+        "curvature",
+        "spectral_density",
+        "landscape",
+        "connectivity",
+        "bounds",
+        "bounds_table",
+        "figure",
+        "index",
+    ):
         assert re.search(rf"^{rule}\s+\d+", dry, flags=re.M), rule
 
 
@@ -62,10 +96,22 @@ def test_every_declared_output_exists(smoke_run):
     for row in rows:
         assert (workdir / row[0]).exists(), row[0]
         assert "missing" not in row, row
-    for name in ("training_curves", "landscape_2d", "landscape_1d", "spectral_density",
-                 "connectivity_paths", "connectivity_plane", "bounds_seeds", "bounds_epochs"):
-        for path in (f"results/figures/{name}.png", f"results/figures/{name}.pdf",
-                     f"results/notebooks/{name}.ipynb", f"results/notebooks/{name}.html"):
+    for name in (
+        "training_curves",
+        "landscape_2d",
+        "landscape_1d",
+        "spectral_density",
+        "connectivity_paths",
+        "connectivity_plane",
+        "bounds_seeds",
+        "bounds_epochs",
+    ):
+        for path in (
+            f"results/figures/{name}.png",
+            f"results/figures/{name}.pdf",
+            f"results/notebooks/{name}.ipynb",
+            f"results/notebooks/{name}.html",
+        ):
             assert (workdir / path).stat().st_size > 0, path
     assert "training_curves.html" in (workdir / "results" / "index.html").read_text()
 
@@ -77,38 +123,92 @@ def test_tables_have_the_stable_columns(smoke_run):
     assert list(training.columns) == ["experiment", "seed", "epoch", "split", "metric", "value"]
     assert sorted(training.seed.unique()) == [0, 1] and sorted(training.epoch.unique()) == [0, 1, 2]
     curvature = pd.read_csv(tables / "curvature.csv")
-    assert list(curvature.columns) == ["experiment", "seed", "epoch", "quantity", "value", "stderr", "n_hvp", "seconds"]
+    assert list(curvature.columns) == [
+        "experiment",
+        "seed",
+        "epoch",
+        "quantity",
+        "value",
+        "stderr",
+        "n_hvp",
+        "seconds",
+    ]
     assert set(curvature.quantity) == {"eig1", "eig2", "eig3", "trace"}
-    assert len(curvature) == 2 * 3 * 4 and curvature.value.notna().all() and (curvature.n_hvp > 0).all()
+    assert (
+        len(curvature) == 2 * 3 * 4
+        and curvature.value.notna().all()
+        and (curvature.n_hvp > 0).all()
+    )
     eig = curvature[curvature.quantity.str.startswith("eig")].pivot_table(
-        index=["seed", "epoch"], columns="quantity", values="value")
+        index=["seed", "epoch"], columns="quantity", values="value"
+    )
     assert (eig.eig1 >= eig.eig2).all() and (eig.eig2 >= eig.eig3).all()
     landscape = pd.read_csv(tables / "landscape.csv")
     assert set(landscape.directions) == {"random", "filter", "hessian"}
-    assert len(landscape[(landscape.slice == "2d") & (landscape.metric == "loss") & (landscape.split == "train")]) == 2 * 3 * 25
+    assert (
+        len(
+            landscape[
+                (landscape.slice == "2d")
+                & (landscape.metric == "loss")
+                & (landscape.split == "train")
+            ]
+        )
+        == 2 * 3 * 25
+    )
     density = pd.read_csv(tables / "density.csv")
     assert sorted(density.epoch.unique()) == [0, 2]
     barriers = pd.read_csv(tables / "barriers.csv")
-    assert list(barriers.columns) == ["experiment", "seed_a", "seed_b", "path", "split", "metric", "barrier"]
+    assert list(barriers.columns) == [
+        "experiment",
+        "seed_a",
+        "seed_b",
+        "path",
+        "split",
+        "metric",
+        "barrier",
+    ]
     assert set(barriers.path) == {"linear", "aligned", "bezier", "aligned_bezier"}
     assert (barriers.barrier >= 0).all() and len(barriers) == 4 * 2 * 2  # one pair of seeds
     paths = pd.read_csv(tables / "paths.csv")
     assert sorted(paths[paths.path == "bezier"].t.unique()) == [0.0, 0.25, 0.5, 0.75, 1.0]
     bounds = pd.read_csv(tables / "bounds.csv")
-    assert list(bounds.columns) == ["experiment", "seed", "epoch", "quantity", "value", "delta", "n", "mc_samples"]
+    assert list(bounds.columns) == [
+        "experiment",
+        "seed",
+        "epoch",
+        "quantity",
+        "value",
+        "delta",
+        "n",
+        "mc_samples",
+    ]
     final = bounds[bounds.epoch == 2]
     assert sorted(final.seed.unique()) == [0, 1]  # every seed's final weights
-    assert sorted(bounds[bounds.seed == 0].epoch.unique()) == [0, 1, 2]  # the tracked seed along training
+    assert sorted(bounds[bounds.seed == 0].epoch.unique()) == [
+        0,
+        1,
+        2,
+    ]  # the tracked seed along training
     assert sorted(bounds[bounds.seed == 1].epoch.unique()) == [2]
-    assert set(final.quantity) == {"test_error", "train_error", "proxy", "jiang_sharpness", "jiang_magnitude_aware",
-                                   "certificate_centered", "stochastic_test_error_centered",
-                                   "certificate_optimized", "stochastic_test_error_optimized"}
+    assert set(final.quantity) == {
+        "test_error",
+        "train_error",
+        "proxy",
+        "jiang_sharpness",
+        "jiang_magnitude_aware",
+        "certificate_centered",
+        "stochastic_test_error_centered",
+        "certificate_optimized",
+        "stochastic_test_error_optimized",
+    }
     assert "certificate_optimized" not in set(bounds[bounds.epoch < 2].quantity)
     certificates = bounds[bounds.quantity.str.startswith("certificate")]
     assert certificates.value.between(0, 1).all() and (certificates.delta == 0.025).all()
     assert set(certificates[certificates.epoch == 2].mc_samples) == {20}  # the smoke preset's m
     assert set(certificates[certificates.epoch < 2].mc_samples) == {5}
-    assert set(certificates[certificates.quantity == "certificate_optimized"].n) == {300}  # half for the prior
+    assert set(certificates[certificates.quantity == "certificate_optimized"].n) == {
+        300
+    }  # half for the prior
     terms = pd.read_csv(tables / "bound_terms.csv")
     assert {"mc_seed", "mc_passes", "trials", "kl", "grid_size", "confidence"} <= set(terms.term)
     meta = json.loads((tables / "curvature.csv.meta.json").read_text())
@@ -120,14 +220,30 @@ def test_notebooks_ran_without_errors(smoke_run):
     notebooks = workdir / "results" / "notebooks"
     for path in notebooks.glob("*.ipynb"):
         notebook = json.loads(path.read_text())
-        errors = [o for c in notebook["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        errors = [
+            o
+            for c in notebook["cells"]
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "error"
+        ]
         assert not errors, path.name
         html = (notebooks / f"{path.stem}.html").read_text()
-        assert "Traceback (most recent call last)" not in html and "Error</span>" not in html, path.name
+        assert "Traceback (most recent call last)" not in html and "Error</span>" not in html, (
+            path.name
+        )
     notebook = json.loads((notebooks / "training_curves.ipynb").read_text())
-    injected = [c for c in notebook["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    injected = [
+        c
+        for c in notebook["cells"]
+        if "injected-parameters" in c.get("metadata", {}).get("tags", [])
+    ]
     assert injected and "results/tables/training.csv" in "".join(injected[0]["source"])
-    figures = [o for c in notebook["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    figures = [
+        o
+        for c in notebook["cells"]
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
     assert figures, "the figure is shown in the notebook"
 
 
@@ -145,8 +261,20 @@ def test_one_figure_rebuilds_alone(smoke_run):
     [
         ({"experiments": {"report_mlp": {"optimizer": {"lr": -1}}}}, "lr"),
         ({"bounds": {"track_seed": 7}}, "bounds.track_seed: 7 is not among the configured seeds"),
-        ({"bounds": {"delta": 0.5, "delta_prime": 0.5}}, "bounds.delta + bounds.delta_prime must be below 1"),
+        (
+            {"bounds": {"delta": 0.5, "delta_prime": 0.5}},
+            "bounds.delta + bounds.delta_prime must be below 1",
+        ),
         ({"bounds": {"mc_samples": 0}}, "mc_samples"),
+        (
+            {"experiments": {"report_mlp": {"dataset": "cifar10"}}},
+            "experiments.report_mlp.dataset: 'cifar10' is unknown",
+        ),
+        (
+            {"experiments": {"report_mlp": {"model": {"num_classes": 20}}}},
+            "experiments.report_mlp.model.num_classes is 20, but mnist needs 10",
+        ),
+        ({"data": {"mirrors": {"mnsit": "/x"}}}, "data.mirrors.mnsit: unknown dataset"),
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path, synthetic_mirror, config, message):
@@ -158,6 +286,34 @@ def test_bad_config_fails_before_any_job(tmp_path, synthetic_mirror, config, mes
 
 
 def test_lint_reports_nothing_serious():
-    result = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def gpu_rules() -> set[str]:
+    """Rules whose definition asks for the accelerator (``gpu=GPU_JOB``)."""
+    rules = set()
+    for path in (REPO / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^rule ", path.read_text(), flags=re.M)[1:]:
+            if "gpu=GPU_JOB" in block:
+                rules.add(block.split(":", 1)[0].strip())
+    return rules
+
+
+def test_slurm_profile_routes_every_gpu_rule():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    routed = {
+        rule
+        for rule, resources in profile["set-resources"].items()
+        if resources.get("gpu") == 1 and "GPU" in resources.get("slurm_partition", "")
+    }
+    wanted = gpu_rules()
+    assert {"train", "curvature", "connectivity", "bounds"} <= wanted
+    assert wanted <= routed, (
+        f"GPU rules missing from profiles/slurm/config.yaml: {sorted(wanted - routed)}"
+    )

@@ -136,9 +136,11 @@ class Certificate:
 
     @property
     def confidence(self) -> float:
+        """``1 - delta - delta_prime``: the probability with which the certificate holds."""
         return 1 - self.delta - self.delta_prime
 
     def as_dict(self) -> dict:
+        """Every field and the confidence, as a plain dict (the terms table's rows)."""
         return {**asdict(self), "confidence": self.confidence}
 
 
@@ -210,6 +212,51 @@ def scale_grid(sigma_min: float, sigma_max: float, size: int) -> list[float]:
         return [float(sigma_max)]
     step = math.log(sigma_max / sigma_min) / (size - 1)
     return [float(sigma_max * math.exp(-j * step)) for j in range(size)]
+
+
+def check_settings(
+    delta: float, delta_prime: float, sigma_min: float, sigma_max: float, sigma_grid: int
+) -> list[float]:
+    """Every check of the configuration's ``bounds`` section that its schema cannot express.
+
+    The certificate (Langford & Caruana 2002; Dziugaite & Roy 2017; Perez-Ortiz et al. 2021)
+    holds with probability ``1 - delta - delta_prime``, so the two must sum below 1; the prior
+    scales form a log-spaced grid fixed before the data (:func:`scale_grid`). The workflow
+    calls this at parse time and the bounds script before any sampling.
+
+    Args:
+        delta: ``bounds.delta``, confidence of the PAC-Bayes-kl step, in (0, 1).
+        delta_prime: ``bounds.delta_prime``, confidence of the Monte-Carlo step, in (0, 1).
+        sigma_min: ``bounds.sigma_min``, the grid's smallest prior scale (positive).
+        sigma_max: ``bounds.sigma_max``, the grid's largest prior scale (finite, >= sigma_min).
+        sigma_grid: ``bounds.sigma_grid``, the number of grid scales (1 needs
+            ``sigma_min == sigma_max``).
+
+    Returns:
+        The grid of prior scales, from ``sigma_max`` down to ``sigma_min``.
+
+    Raises:
+        BoundError: naming the offending configuration key(s).
+    """
+    _check_probability("bounds.delta", delta, open_interval=True)
+    _check_probability("bounds.delta_prime", delta_prime, open_interval=True)
+    if delta + delta_prime >= 1:
+        raise BoundError(
+            f"bounds.delta + bounds.delta_prime must be below 1, got {delta} + {delta_prime}"
+        )
+    for name, value in (("bounds.sigma_min", sigma_min), ("bounds.sigma_max", sigma_max)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value < math.inf
+        ):
+            raise BoundError(f"{name} must be positive and finite, got {value!r}")
+    _check_count("bounds.sigma_grid", sigma_grid)
+    if sigma_min > sigma_max:
+        raise BoundError(f"bounds.sigma_min ({sigma_min}) exceeds bounds.sigma_max ({sigma_max})")
+    if sigma_grid == 1 and sigma_min != sigma_max:
+        raise BoundError("bounds.sigma_grid = 1 needs bounds.sigma_min == bounds.sigma_max")
+    return scale_grid(sigma_min, sigma_max, sigma_grid)
 
 
 def nearest_scale(grid: list[float], sigma: float) -> float:
@@ -320,7 +367,9 @@ def jiang_magnitude_aware(
     if not sigma > 0 or not eps > 0:
         raise BoundError(f"sigma and eps must be positive, got {sigma!r}, {eps!r}")
     if weights.shape != initial.shape:
-        raise BoundError(f"weights {tuple(weights.shape)} and initial weights {tuple(initial.shape)} differ")
+        raise BoundError(
+            f"weights {tuple(weights.shape)} and initial weights {tuple(initial.shape)} differ"
+        )
     diff = (weights - initial).double()
     k = diff.numel()
     numerator = eps**2 + (sigma**2 + 1) * float(diff.pow(2).sum()) / k

@@ -8,20 +8,30 @@
 * Weight matching (Ainsworth et al. 2022, "Git Re-Basin"): permute the hidden units of ``b``
   to match ``a`` by a linear assignment per permutation group, iterated over the groups in
   random order until no group improves. The permuted network computes the same function.
+* The plane through ``a``, ``b`` and the bend (Garipov et al. 2018, their figure of the loss
+  surface): orthonormal ``u`` along ``b - a``, ``v`` along the bend's offset from that line,
+  coordinates in units of ``|b - a|``.
 
 Both paths are affine in at most two directions (the curve in ``t`` and ``t^2``), so they are
 evaluated as slices with :func:`lossgeom.landscape.evaluate_slice`: batched, no-grad passes.
-All vectors are flat, in the layout of ``parameters_to_vector``.
+All vectors are flat, in the layout of ``parameters_to_vector``. A bend's training is
+checkpointed through :class:`lossgeom.checkpoints.CheckpointStore`, keyed by every setting
+that shapes it (:func:`curve_settings`).
+
+:mod:`lossgeom.training` is imported inside the functions that use it, so that a notebook
+drawing the curve on the plane with :func:`bezier_point` imports no estimator.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,10 +40,11 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from lossgeom.checkpoints import CheckpointStore, capture_rng, restore_rng, tensor_digest
 from lossgeom.landscape import evaluate_slice
-from lossgeom.models import MLP, set_flat_parameters
-from lossgeom.provenance import save_torch
-from lossgeom.training import build_optimizer, evaluate
+from lossgeom.models import MLP, flat_parameters, set_flat_parameters
+
+logger = logging.getLogger(__name__)
 
 
 class AlignmentError(ValueError):
@@ -52,14 +63,29 @@ def _check_same_size(a: Tensor, b: Tensor, what: str) -> None:
 
 
 def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` has BatchNorm layers, whose statistics a path must recompute.
+
+    Args:
+        model: any module.
+
+    Returns:
+        True if any submodule is a BatchNorm layer.
+    """
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 @torch.no_grad()
 def recompute_batchnorm(model: nn.Module, x: Tensor, batch_size: int = 1000) -> None:
-    """Replace every BatchNorm's running statistics by the exact mean and variance of its
-    inputs over ``x`` (Garipov et al. recompute them at each point of a path: statistics of
-    the endpoints do not carry over to the weights in between)."""
+    """Replace every BatchNorm's running statistics by the mean and variance over ``x``.
+
+    Garipov et al. (2018) recompute them at each point of a path: statistics of the endpoints
+    do not carry over to the weights in between.
+
+    Args:
+        model: the network (its modes and the layers' momenta are restored).
+        x: the inputs the statistics are computed on.
+        batch_size: inputs per forward pass.
+    """
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in layers]
     modes = [(module, module.training) for module in model.modules()]
@@ -81,6 +107,8 @@ def evaluate_points(
     model: nn.Module, points: Sequence[Tensor], x: Tensor, y: Tensor, statistics_data: Tensor | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """One model per point, BatchNorm statistics recomputed on ``statistics_data``."""
+    from lossgeom.training import evaluate  # imported here: see the note at the top
+
     if statistics_data is None:
         raise ValueError(
             "the model has BatchNorm layers: pass statistics_data (training inputs) so that "
@@ -97,7 +125,12 @@ def evaluate_points(
 
 
 def linear_path(
-    model: nn.Module, a: Tensor, b: Tensor, ts: Sequence[float], x: Tensor, y: Tensor,
+    model: nn.Module,
+    a: Tensor,
+    b: Tensor,
+    ts: Sequence[float],
+    x: Tensor,
+    y: Tensor,
     statistics_data: Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Loss and accuracy at ``(1 - t) a + t b`` for each ``t`` (``model`` gives the architecture).
@@ -112,17 +145,48 @@ def linear_path(
 
 
 def bezier_point(a: Tensor, bend: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
-    """``(1 - t)^2 a + 2 t (1 - t) c + t^2 b``."""
+    """The quadratic Bezier curve ``(1 - t)^2 a + 2 t (1 - t) c + t^2 b`` (Garipov et al. 2018).
+
+    Args:
+        a: the start (a tensor, or a numpy array such as plane coordinates).
+        bend: the bend ``c``, shaped like the endpoints.
+        b: the end.
+        t: the point on the curve; an array of shape ``(N, 1)`` gives ``N`` points at once.
+
+    Returns:
+        The point(s) of the curve, of the endpoints' type.
+    """
     return (1 - t) ** 2 * a + 2 * t * (1 - t) * bend + t**2 * b
 
 
 def bezier_path(
-    model: nn.Module, a: Tensor, bend: Tensor, b: Tensor, ts: Sequence[float], x: Tensor, y: Tensor,
+    model: nn.Module,
+    a: Tensor,
+    bend: Tensor,
+    b: Tensor,
+    ts: Sequence[float],
+    x: Tensor,
+    y: Tensor,
     statistics_data: Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Loss and accuracy along the quadratic Bezier curve, written as the affine slice
-    ``a + t * 2 (c - a) + t^2 (a - 2 c + b)`` (per point, with recomputed statistics, for
-    models with BatchNorm)."""
+    """Loss and accuracy along the quadratic Bezier curve (Garipov et al. 2018).
+
+    The curve is evaluated as the affine slice ``a + t * 2 (c - a) + t^2 (a - 2 c + b)``, or
+    per point with recomputed statistics for models with BatchNorm.
+
+    Args:
+        model: the architecture (its weights are not used).
+        a: the start, a flat vector.
+        bend: the bend ``c``.
+        b: the end.
+        ts: the points of the curve.
+        x: evaluation inputs.
+        y: evaluation labels.
+        statistics_data: inputs for the BatchNorm statistics (models with BatchNorm only).
+
+    Returns:
+        ``(loss, accuracy)``, each of shape ``(len(ts),)``.
+    """
     _check_same_size(a, b, "bezier_path")
     _check_same_size(a, bend, "bezier_path")
     ts = np.asarray(ts, dtype=np.float64)
@@ -147,14 +211,266 @@ def barrier(ts: Sequence[float], values: Sequence[float]) -> float:
     return float(np.max(values[inside] - baseline[inside]))
 
 
+def path_points(n_points: int, extrapolate: float) -> np.ndarray:
+    """The ``t`` of a straight path: ``n_points`` from ``-extrapolate`` to ``1 + extrapolate``.
+
+    The endpoints 0 and 1 are added when the grid misses them, since :func:`barrier` needs
+    them exactly (Frankle et al. 2020 measure the barrier between the two solutions).
+
+    Args:
+        n_points: points of the evenly spaced grid.
+        extrapolate: how far past each endpoint the grid reaches, in units of the path.
+
+    Returns:
+        The sorted, distinct values of ``t``.
+    """
+    ts = np.linspace(-extrapolate, 1 + extrapolate, n_points)
+    return np.unique(np.r_[ts, 0.0, 1.0])
+
+
+def path_records(
+    model: nn.Module,
+    a: Tensor,
+    lines: dict[str, Tensor],
+    curves: dict[str, tuple[Tensor, Tensor]],
+    splits: dict[str, tuple[Tensor, Tensor]],
+    ts: Sequence[float],
+    curve_ts: Sequence[float],
+    statistics_data: Tensor | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Loss and error along straight paths and Bezier curves from ``a``, and their barriers.
+
+    Straight paths are the linear interpolation of Frankle et al. (2020), towards ``b`` or
+    towards ``b`` aligned by weight matching (Ainsworth et al. 2022); curves are quadratic
+    Bezier curves with a trained bend (Garipov et al. 2018).
+
+    Args:
+        model: the architecture (its weights are not used).
+        a: the common start of every path, a flat vector.
+        lines: path name -> end of a straight path, evaluated at ``ts``.
+        curves: path name -> ``(bend, end)`` of a Bezier curve, evaluated at ``curve_ts``.
+        splits: split name -> ``(x, y)`` to evaluate on.
+        ts: the points of the straight paths (containing 0 and 1).
+        curve_ts: the points of the curves (containing 0 and 1).
+        statistics_data: inputs for the BatchNorm statistics recomputed at every point
+            (required only for models with BatchNorm).
+
+    Returns:
+        ``(paths, barriers)``: per split, path (lines first) and metric (``loss``, then
+        ``error`` = 1 - accuracy), a record ``{"path", "t", "split", "metric", "value"}`` with
+        arrays ``t`` and ``value``, and a record ``{"path", "split", "metric", "barrier"}``.
+    """
+    paths: list[dict[str, Any]] = []
+    barriers: list[dict[str, Any]] = []
+    for split, (x, y) in splits.items():
+        evaluated = {
+            name: (ts, linear_path(model, a, end, ts, x, y, statistics_data))
+            for name, end in lines.items()
+        }
+        for name, (bend, end) in curves.items():
+            values = bezier_path(model, a, bend, end, curve_ts, x, y, statistics_data)
+            evaluated[name] = (curve_ts, values)
+        for name, (points, (loss, accuracy)) in evaluated.items():
+            for metric, values in (("loss", loss), ("error", 1 - accuracy)):
+                paths.append(
+                    {"path": name, "t": points, "split": split, "metric": metric, "value": values}
+                )
+                barriers.append(
+                    {
+                        "path": name,
+                        "split": split,
+                        "metric": metric,
+                        "barrier": barrier(points, values),
+                    }
+                )
+        logger.info(
+            "%s barriers: %s",
+            split,
+            {
+                r["path"]: round(r["barrier"], 4)
+                for r in barriers
+                if r["split"] == split and r["metric"] == "loss"
+            },
+        )
+    return paths, barriers
+
+
 @dataclass
 class CurveResult:
-    """A trained Bezier bend and how it was trained."""
+    """A trained Bezier bend (Garipov et al. 2018) and how it was trained.
+
+    Attributes:
+        bend: the trained bend ``c``, a flat vector like the endpoints.
+        losses: the mean minibatch loss of every epoch, resumed epochs included.
+        resumed_from: the epoch of the checkpoint training resumed from, or ``None``.
+        seconds: wall-clock seconds of this call.
+        checkpoints: the folder of this curve's checkpoints (the store's ``directory``), or
+            ``None`` when training kept none.
+    """
 
     bend: Tensor
-    losses: list[float]  # mean minibatch loss per epoch
+    losses: list[float]
     resumed_from: int | None
     seconds: float
+    checkpoints: Path | None = None
+
+
+def curve_settings(
+    model: nn.Module,
+    a: Tensor,
+    b: Tensor,
+    x: Tensor,
+    y: Tensor,
+    epochs: int,
+    lr: float,
+    momentum: float,
+    batch_size: int,
+    seed: int,
+    optimizer: str,
+    identity: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every setting that shapes a bend trained by :func:`train_bezier` (Garipov et al. 2018).
+
+    Its hash keys the bend's :class:`~lossgeom.checkpoints.CheckpointStore`, so a bend is only
+    resumed under the same settings, endpoints, data and architecture.
+
+    Args:
+        model: the architecture (``repr`` and trainable parameter names and shapes).
+        a: the start (a digest of its values, with ``b``'s).
+        b: the end.
+        x: the training inputs (a digest of their values, with ``y``'s).
+        y: the training labels.
+        epochs: as for :func:`train_bezier`.
+        lr: as for :func:`train_bezier`.
+        momentum: as for :func:`train_bezier`.
+        batch_size: as for :func:`train_bezier`.
+        seed: as for :func:`train_bezier`.
+        optimizer: as for :func:`train_bezier`.
+        identity: anything else that makes the bend (JSON-serialisable).
+
+    Returns:
+        A JSON-serialisable dict.
+    """
+    return {
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "momentum": float(momentum),
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "optimizer": str(optimizer),
+        "endpoints": tensor_digest(a, b),
+        "data": tensor_digest(x, y),
+        "architecture": repr(model),
+        "parameters": [[n, list(p.shape)] for n, p in model.named_parameters() if p.requires_grad],
+        "device": a.device.type,
+        "identity": identity or {},
+    }
+
+
+@dataclass
+class _Curve:
+    """The mutable state of a bend's training: what a checkpoint saves and a resume restores."""
+
+    bend: Tensor
+    optimizer: torch.optim.Optimizer
+    order: torch.Generator  # minibatch order and the t of each minibatch
+    losses: list[float]
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "bend": self.bend.detach().cpu(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": capture_rng(self.bend.device, order=self.order),
+            "losses": list(self.losses),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.bend.copy_(state["bend"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng(state["rng"], self.bend.device, order=self.order)
+        self.losses = list(state["losses"])
+
+
+def _parameter_views(model: nn.Module) -> Callable[[Tensor], dict[str, Tensor]]:
+    """A function splitting a flat vector into views shaped as the trainable parameters."""
+    named = [(n, p.shape) for n, p in model.named_parameters() if p.requires_grad]
+
+    def unflatten(vector: Tensor) -> dict[str, Tensor]:
+        out, offset = {}, 0
+        for name, shape in named:
+            size = int(np.prod(shape))
+            out[name] = vector[offset : offset + size].view(shape)
+            offset += size
+        return out
+
+    return unflatten
+
+
+def _curve_epoch(
+    model: nn.Module,
+    curve: _Curve,
+    a: Tensor,
+    b: Tensor,
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    buffers: dict[str, Tensor],
+) -> float:
+    """One pass over shuffled ``(x, y)``, a fresh ``t ~ U(0, 1)`` per minibatch; the mean loss."""
+    views = _parameter_views(model)
+    order = torch.randperm(x.shape[0], generator=curve.order).to(x.device)
+    total, seen = 0.0, 0
+    for i in range(0, x.shape[0], batch_size):
+        index = order[i : i + batch_size]
+        t = float(torch.rand((), generator=curve.order))
+        params = views(bezier_point(a, curve.bend, b, t))
+        output = functional_call(model, {**params, **buffers}, (x[index],))
+        loss = F.cross_entropy(output, y[index])
+        curve.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        curve.optimizer.step()
+        total += loss.item() * index.numel()
+        seen += index.numel()
+    return total / seen
+
+
+def _resume(curve: _Curve, store: CheckpointStore | None) -> int | None:
+    """Restore the newest checkpoint of ``store`` into ``curve``; its epoch, or None if none."""
+    saved = store.latest() if store is not None else None
+    if saved is None:
+        return None
+    curve.restore(saved)
+    return saved["epoch"]
+
+
+def _train_curve(
+    model: nn.Module,
+    curve: _Curve,
+    a: Tensor,
+    b: Tensor,
+    x: Tensor,
+    y: Tensor,
+    epochs: range,
+    batch_size: int,
+    store: CheckpointStore | None,
+) -> None:
+    """Train ``curve`` for ``epochs``, checkpointing after each; ``model``'s modes restored.
+
+    BatchNorm layers train on batch statistics; their running buffers are updated on copies,
+    so ``model`` is left as it was.
+    """
+    buffers = {name: value.clone() for name, value in model.named_buffers()}
+    modes = [(module, module.training) for module in model.modules()]
+    model.train()
+    try:
+        for epoch in epochs:
+            curve.losses.append(_curve_epoch(model, curve, a, b, x, y, batch_size, buffers))
+            if store is not None:
+                store.save(epoch, curve.checkpoint())
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 
 def train_bezier(
@@ -170,80 +486,303 @@ def train_bezier(
     seed: int = 0,
     checkpoint_dir: str | os.PathLike | None = None,
     optimizer: str = "sgd",
+    identity: dict[str, Any] | None = None,
 ) -> CurveResult:
     """Train the bend of a quadratic Bezier curve between fixed endpoints (Garipov et al. 2018).
 
-    The bend starts at the midpoint. Each minibatch draws ``t ~ U(0, 1)`` and takes an SGD
-    step on ``L(curve(t))``. With ``checkpoint_dir`` the bend, optimiser and RNG states are
-    saved atomically after every epoch, and a rerun resumes from the last one. ``optimizer``
-    is ``"sgd"`` (with ``momentum``) or ``"adam"``.
+    The bend starts at the midpoint. Each minibatch draws ``t ~ U(0, 1)`` and takes an
+    optimiser step on ``L(curve(t))``. BatchNorm layers train on batch statistics; their
+    running buffers are updated on copies, so ``model`` is left as it was.
+
+    Args:
+        model: the architecture (its weights are not used; its modes are restored).
+        a: the start, a flat vector.
+        b: the end.
+        x: the training inputs.
+        y: the training labels.
+        epochs: epochs in all, resumed ones included.
+        lr: the learning rate.
+        momentum: SGD's momentum (unused by Adam).
+        batch_size: minibatch size.
+        seed: seeds the minibatch order and the ``t`` of each minibatch.
+        checkpoint_dir: the root of a :class:`~lossgeom.checkpoints.CheckpointStore` keyed by
+            :func:`curve_settings`; the bend, optimiser and RNG states are saved after every
+            epoch, and a rerun with the same settings resumes from the last one. Checkpoints
+            of other settings (or other endpoints or data) are never resumed.
+        optimizer: ``"sgd"`` or ``"adam"``.
+        identity: anything else that makes the bend; it enters the checkpoint key.
+
+    Returns:
+        A :class:`CurveResult`.
+
+    Raises:
+        ValueError: for endpoints of different sizes, ``epochs < 0``, ``batch_size < 1``,
+            ``lr <= 0`` or an unknown optimiser.
     """
+    from lossgeom.training import build_optimizer  # imported here: see the note at the top
+
     _check_same_size(a, b, "train_bezier")
     if epochs < 0 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"epochs >= 0, batch_size >= 1 and lr > 0 are required, got {epochs}, {batch_size}, {lr}")
+        raise ValueError(
+            f"epochs >= 0, batch_size >= 1 and lr > 0 are required, got {epochs}, {batch_size}, {lr}"
+        )
     start_time = time.perf_counter()
-    # BatchNorm layers train on batch statistics; their running buffers are updated on copies
-    # so the endpoint model is left as it was.
-    buffers = {name: value.clone() for name, value in model.named_buffers()}
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    shapes = [p.shape for n, p in model.named_parameters() if p.requires_grad]
     a, b = a.detach(), b.detach()
     bend = ((a + b) / 2).clone().requires_grad_(True)
-    optimizer = build_optimizer({"name": optimizer, "lr": lr, "momentum": momentum}, [bend])
-    generator = torch.Generator().manual_seed(int(seed))
-    losses: list[float] = []
-    first, resumed_from = 1, None
-    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        existing = sorted(directory.glob("epoch*.pt"))
-        if existing:
-            state = torch.load(existing[-1], weights_only=False, map_location=a.device)
-            if not (torch.equal(state["a"], a.cpu()) and torch.equal(state["b"], b.cpu())):
-                raise RuntimeError(f"{existing[-1]} was trained between other endpoints; move it away")
-            with torch.no_grad():
-                bend.copy_(state["bend"])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            losses, resumed_from = state["losses"], state["epoch"]
-            first = state["epoch"] + 1
+    spec = {"name": optimizer, "lr": lr, "momentum": momentum}
+    curve = _Curve(
+        bend, build_optimizer(spec, [bend]), torch.Generator().manual_seed(int(seed)), []
+    )
+    store = None
+    if checkpoint_dir is not None:
+        settings = curve_settings(
+            model, a, b, x, y, epochs, lr, momentum, batch_size, seed, optimizer, identity
+        )
+        store = CheckpointStore(checkpoint_dir, settings)
+    resumed_from = _resume(curve, store)
+    epochs_left = range((resumed_from or 0) + 1, epochs + 1)
+    _train_curve(model, curve, a, b, x, y, epochs_left, batch_size, store)
+    seconds = time.perf_counter() - start_time
+    directory = store.directory if store is not None else None
+    return CurveResult(bend.detach(), curve.losses, resumed_from, seconds, directory)
 
-    def unflatten(vector: Tensor) -> dict[str, Tensor]:
-        out, offset = {}, 0
-        for name, shape in zip(names, shapes, strict=True):
-            size = int(np.prod(shape))
-            out[name] = vector[offset : offset + size].view(shape)
-            offset += size
-        return out
 
-    modes = [(module, module.training) for module in model.modules()]
-    model.train()
-    try:
-        for epoch in range(first, epochs + 1):
-            order = torch.randperm(x.shape[0], generator=generator).to(x.device)
-            total, seen = 0.0, 0
-            for i in range(0, x.shape[0], batch_size):
-                index = order[i : i + batch_size]
-                t = float(torch.rand((), generator=generator))
-                params = unflatten(bezier_point(a, bend, b, t))
-                loss = F.cross_entropy(functional_call(model, {**params, **buffers}, (x[index],)), y[index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * index.numel()
-                seen += index.numel()
-            losses.append(total / seen)
-            if directory is not None:
-                save_torch(
-                    {"bend": bend.detach().cpu(), "optimizer": optimizer.state_dict(),
-                     "generator": generator.get_state(), "epoch": epoch, "losses": losses,
-                     "a": a.cpu(), "b": b.cpu()},
-                    directory / f"epoch{epoch:03d}.pt",
-                )
-    finally:
-        for module, mode in modes:
-            module.training = mode
-    return CurveResult(bend.detach(), losses, resumed_from, time.perf_counter() - start_time)
+# ----------------------------------------------------------------------------- the plane
+
+
+class PlaneBasis(NamedTuple):
+    """An orthonormal basis of the plane through ``a``, ``b`` and a bend (Garipov et al. 2018).
+
+    Attributes:
+        u_dir: unit vector along ``b - a``.
+        v_dir: unit vector along the bend's offset from the line through ``a`` and ``b``.
+        scale: ``|b - a|``, the unit of the plane's coordinates.
+        bend_uv: the bend's coordinates ``(u, v)``; ``a`` is at (0, 0) and ``b`` at (1, 0).
+    """
+
+    u_dir: Tensor
+    v_dir: Tensor
+    scale: float
+    bend_uv: tuple[float, float]
+
+
+def plane_basis(a: Tensor, b: Tensor, bend: Tensor) -> PlaneBasis:
+    """The plane through two solutions and a curve's bend, as Garipov et al. (2018) draw it.
+
+    Args:
+        a: the start, a flat vector (at (0, 0)).
+        b: the end (at (1, 0)).
+        bend: the bend of the Bezier curve between them.
+
+    Returns:
+        A :class:`PlaneBasis` (a named tuple ``(u_dir, v_dir, scale, bend_uv)``), with
+        coordinates in units of ``|b - a|``.
+
+    Raises:
+        ValueError: when ``a`` and ``b`` coincide.
+    """
+    _check_same_size(a, b, "plane_basis")
+    _check_same_size(a, bend, "plane_basis")
+    e1 = b - a
+    scale = float(e1.norm())
+    if scale == 0:
+        raise ValueError("plane_basis: a and b coincide, so they span no direction")
+    u_dir = e1 / scale
+    offset = bend - a
+    v_dir = offset - torch.dot(offset, u_dir) * u_dir
+    v_dir = v_dir / v_dir.norm()
+    bend_uv = (float(torch.dot(offset, u_dir)) / scale, float(torch.dot(offset, v_dir)) / scale)
+    return PlaneBasis(u_dir, v_dir, scale, bend_uv)
+
+
+def plane_grid(bend_uv: tuple[float, float], resolution: int, margin: float) -> np.ndarray:
+    """A square grid on the plane of :func:`plane_basis` covering ``a``, ``b`` and the bend.
+
+    Args:
+        bend_uv: the bend's coordinates.
+        resolution: points along each axis.
+        margin: how far the grid reaches past ``u`` in [0, 1] and ``v`` between 0 and the bend.
+
+    Returns:
+        A ``(resolution**2, 2)`` array of ``(u, v)``, ``u`` varying slowest.
+    """
+    us = np.linspace(-margin, 1 + margin, resolution)
+    vs = np.linspace(min(0.0, bend_uv[1]) - margin, max(0.0, bend_uv[1]) + margin, resolution)
+    return np.stack(np.meshgrid(us, vs, indexing="ij"), -1).reshape(-1, 2)
+
+
+def evaluate_plane(
+    model: nn.Module,
+    a: Tensor,
+    basis: PlaneBasis,
+    grid: np.ndarray,
+    x: Tensor,
+    y: Tensor,
+    statistics_data: Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loss and accuracy at ``a + scale (u u_dir + v v_dir)`` for each ``(u, v)`` of ``grid``.
+
+    Models with BatchNorm are evaluated point by point with statistics recomputed on
+    ``statistics_data`` (Garipov et al. 2018); others as one batched slice.
+
+    Args:
+        model: the architecture (its weights are not used).
+        a: the plane's origin, a flat vector.
+        basis: from :func:`plane_basis`.
+        grid: ``(G, 2)`` coordinates, as from :func:`plane_grid`.
+        x: evaluation inputs.
+        y: evaluation labels.
+        statistics_data: inputs for the BatchNorm statistics (models with BatchNorm only).
+
+    Returns:
+        ``(loss, accuracy)``, each of shape ``(G,)``.
+    """
+    u_dir, v_dir, scale, _ = basis
+    if has_batchnorm(model):
+        vectors = [a + scale * (float(p) * u_dir + float(q) * v_dir) for p, q in grid]
+        return evaluate_points(model, vectors, x, y, statistics_data)
+    return evaluate_slice(_model_at(model, a), [u_dir * scale, v_dir * scale], grid, x, y)
+
+
+def plane_records(
+    model: nn.Module,
+    a: Tensor,
+    basis: PlaneBasis,
+    grid: np.ndarray,
+    splits: dict[str, tuple[Tensor, Tensor]],
+    statistics_data: Tensor | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate_plane` on every split, as tidy records (Garipov et al. 2018).
+
+    Args:
+        model: as for :func:`evaluate_plane`.
+        a: as for :func:`evaluate_plane`.
+        basis: as for :func:`evaluate_plane`.
+        grid: as for :func:`evaluate_plane`.
+        splits: split name -> ``(x, y)``.
+        statistics_data: as for :func:`evaluate_plane`.
+
+    Returns:
+        Per split and metric (``loss``, then ``error`` = 1 - accuracy), a record
+        ``{"u", "v", "split", "metric", "value", "bend_u", "bend_v"}`` (arrays ``u``, ``v``
+        and ``value``).
+    """
+    records = []
+    for split, (x, y) in splits.items():
+        loss, accuracy = evaluate_plane(model, a, basis, grid, x, y, statistics_data)
+        for metric, values in (("loss", loss), ("error", 1 - accuracy)):
+            records.append(
+                {
+                    "u": grid[:, 0],
+                    "v": grid[:, 1],
+                    "split": split,
+                    "metric": metric,
+                    "value": values,
+                    "bend_u": basis.bend_uv[0],
+                    "bend_v": basis.bend_uv[1],
+                }
+            )
+    return records
+
+
+@dataclass
+class Connectivity:
+    """Everything :func:`measure_connectivity` measures between two solutions.
+
+    Attributes:
+        paths: records of :func:`path_records`.
+        barriers: records of :func:`path_records`.
+        plane: records of :func:`plane_records`.
+        bends: path name (``bezier``, and ``aligned_bezier`` with an aligned curve) -> its
+            trained bend.
+        basis: the plane through ``a``, ``b`` and the ``bezier`` bend.
+    """
+
+    paths: list[dict[str, Any]]
+    barriers: list[dict[str, Any]]
+    plane: list[dict[str, Any]]
+    bends: dict[str, CurveResult]
+    basis: PlaneBasis
+
+
+def measure_connectivity(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    x_train: Tensor,
+    y_train: Tensor,
+    splits: dict[str, tuple[Tensor, Tensor]],
+    statistics_data: Tensor | None,
+    *,
+    n_points: int,
+    extrapolate: float,
+    curve_points: int,
+    curve_epochs: int,
+    curve_optimizer: str,
+    curve_lr: float,
+    curve_momentum: float,
+    curve_batch_size: int,
+    curve_seed: int,
+    aligned_curve: bool,
+    plane_resolution: int,
+    plane_margin: float,
+    checkpoint_dir: str | os.PathLike | None = None,
+) -> Connectivity:
+    """Paths, barriers, bends and the plane between two solutions ``a`` and ``b``.
+
+    Straight paths to ``b`` and to ``b`` aligned by weight matching (Ainsworth et al. 2022)
+    with their barriers (Frankle et al. 2020); a Bezier curve to ``b`` (and, with
+    ``aligned_curve``, one to aligned ``b``) with a trained bend, and the loss on the plane
+    through ``a``, ``b`` and the first bend (Garipov et al. 2018).
+
+    Args:
+        model_a: the solution ``a``, where every path starts.
+        model_b: the solution ``b``, of the same architecture.
+        x_train: the inputs the bends are trained on.
+        y_train: their labels.
+        splits: split name -> ``(x, y)`` the paths and the plane are evaluated on.
+        statistics_data: inputs for BatchNorm statistics (models with BatchNorm only).
+        n_points: points of the straight paths (:func:`path_points`).
+        extrapolate: how far they reach past the solutions (:func:`path_points`).
+        curve_points: evenly spaced points of each curve, from 0 to 1.
+        curve_epochs: the bends' ``epochs`` (:func:`train_bezier`).
+        curve_optimizer: their ``optimizer``.
+        curve_lr: their ``lr``.
+        curve_momentum: their ``momentum``.
+        curve_batch_size: their ``batch_size``.
+        curve_seed: their ``seed``.
+        aligned_curve: also a curve between ``a`` and aligned ``b``.
+        plane_resolution: the ``resolution`` of the plane's grid (:func:`plane_grid`).
+        plane_margin: its ``margin``.
+        checkpoint_dir: each bend's checkpoints go to ``checkpoint_dir/<path name>``.
+
+    Returns:
+        A :class:`Connectivity`.
+    """
+    a, b = flat_parameters(model_a), flat_parameters(model_b)
+    aligned = flat_parameters(aligned_model(model_a, model_b))
+    ends = {"bezier": b, **({"aligned_bezier": aligned} if aligned_curve else {})}
+    curve = {
+        "epochs": curve_epochs,
+        "lr": curve_lr,
+        "momentum": curve_momentum,
+        "batch_size": curve_batch_size,
+        "seed": curve_seed,
+        "optimizer": curve_optimizer,
+    }
+    root = None if checkpoint_dir is None else Path(checkpoint_dir)
+    folders = {name: None if root is None else root / name for name in ends}
+    bends = {
+        name: train_bezier(model_a, a, end, x_train, y_train, checkpoint_dir=folders[name], **curve)
+        for name, end in ends.items()
+    }
+    lines = {"linear": b, "aligned": aligned}
+    curves = {name: (result.bend, ends[name]) for name, result in bends.items()}
+    ts, curve_ts = path_points(n_points, extrapolate), np.linspace(0, 1, curve_points)
+    paths, barriers = path_records(model_a, a, lines, curves, splits, ts, curve_ts, statistics_data)
+    basis = plane_basis(a, b, bends["bezier"].bend)
+    grid = plane_grid(basis.bend_uv, plane_resolution, plane_margin)
+    plane = plane_records(model_a, a, basis, grid, splits, statistics_data)
+    return Connectivity(paths, barriers, plane, bends, basis)
 
 
 # ----------------------------------------------------------------------------- weight matching
@@ -326,8 +865,12 @@ def weight_matching(
     if axes != axes_b or any(state_a[k].shape != state_b[k].shape for k in state_a):
         raise AlignmentError("the two models have different architectures")
     params = {n for n, _ in model_a.named_parameters()}
-    sizes = {g: next(state_a[n].shape[k] for n, spec in axes.items() for k, h in enumerate(spec) if h == g)
-             for g in groups}
+    sizes = {
+        g: next(
+            state_a[n].shape[k] for n, spec in axes.items() for k, h in enumerate(spec) if h == g
+        )
+        for g in groups
+    }
     perms = {g: torch.arange(sizes[g]) for g in groups}
     rng = np.random.default_rng(seed)
     iterations = 0
@@ -371,17 +914,27 @@ def aligned_model(model_a: nn.Module, model_b: nn.Module, **kwargs) -> nn.Module
 __all__ = [
     "AlignmentError",
     "AlignmentResult",
+    "Connectivity",
     "CurveResult",
     "aligned_model",
     "barrier",
     "bezier_path",
     "bezier_point",
+    "curve_settings",
+    "evaluate_plane",
     "evaluate_points",
     "has_batchnorm",
     "recompute_batchnorm",
     "linear_path",
+    "measure_connectivity",
+    "path_points",
+    "path_records",
     "permutation_spec",
     "permute_state",
+    "PlaneBasis",
+    "plane_basis",
+    "plane_grid",
+    "plane_records",
     "train_bezier",
     "weight_matching",
 ]

@@ -23,9 +23,7 @@ def _trainable(model: nn.Module) -> list[Tensor]:
 
 def _gaussian_like(params: list[Tensor], seed: int) -> list[Tensor]:
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
-    return [
-        torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params
-    ]
+    return [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params]
 
 
 def random_direction(model: nn.Module, seed: int) -> Tensor:
@@ -68,3 +66,39 @@ def filter_norms(model: nn.Module, vector: Tensor) -> list[Tensor]:
         if p.ndim > 1:
             norms.append(torch.linalg.vector_norm(piece.reshape(p.shape[0], -1), dim=1))
     return norms
+
+
+def slice_directions(
+    kind: str,
+    model: nn.Module,
+    seed: int,
+    include_bias: bool = False,
+    eigenvectors: Tensor | None = None,
+) -> tuple[list[Tensor], list[int] | None]:
+    """The two directions of a slice and the seeds that drew them.
+
+    Args:
+        kind: ``random`` (Gaussian, unit norm per tensor, as the report draws them),
+            ``filter`` (filter-normalised, Li et al. 2018) or ``hessian`` (the top two
+            Hessian eigenvectors, given in ``eigenvectors``).
+        model: the network at the slice's centre.
+        seed: the first direction's seed; the second uses ``seed + 1``.
+        include_bias: ``filter`` only: keep the biases instead of zeroing them.
+        eigenvectors: ``(k, P)`` top eigenvectors, descending (``hessian`` only).
+
+    Returns:
+        ``([d1, d2], [seed, seed + 1])``, or ``([v1, v2], None)`` for ``hessian``.
+
+    Raises:
+        ValueError: an unknown kind, or fewer than two eigenvectors for ``hessian``.
+    """
+    if kind == "random":
+        return [random_direction(model, seed), random_direction(model, seed + 1)], [seed, seed + 1]
+    if kind == "filter":
+        pair = [filter_normalized_direction(model, s, include_bias) for s in (seed, seed + 1)]
+        return pair, [seed, seed + 1]
+    if kind != "hessian":
+        raise ValueError(f"direction kind {kind!r} is unknown; known: random, filter, hessian")
+    if eigenvectors is None or eigenvectors.shape[0] < 2:
+        raise ValueError("fewer than two Hessian eigenvectors (curvature.top_k >= 2 needed)")
+    return [eigenvectors[0], eigenvectors[1]], None

@@ -5,14 +5,20 @@ batch weighted by its size, so a short last batch does not bias the result), wit
 in evaluation mode. Flat vectors follow ``parameters_to_vector`` over the parameters that
 require gradients. The model's training mode and parameters are left exactly as found.
 
+This module is the model-facing part: the Hessian-vector product and :class:`HessianOperator`;
+:func:`top_eigenvalues`, :func:`trace` and :func:`spectral_density` build the operator and
+hand its ``matvec`` to the model-agnostic estimators of :mod:`lossgeom.estimators` (whose
+result dataclasses, and :func:`lanczos`, are re-exported here).
+
 Methods:
     * HVP: Pearlmutter's trick (Pearlmutter 1994), reverse-over-reverse.
-    * Top eigenvalues: Lanczos with full reorthogonalisation and a Ritz-residual stopping
-      rule (default), or power iteration with deflation (the report's method).
+    * Top eigenvalues: Lanczos (Lanczos 1950) with full reorthogonalisation and a
+      Ritz-residual stopping rule (default), or power iteration with deflation (the report's
+      method).
     * Trace: Hutchinson (1989) with Rademacher probes, or Hutch++ (Meyer et al. 2021); both
       with a standard error.
-    * Spectral density: stochastic Lanczos quadrature (Ghorbani et al. 2019; Papyan 2020)
-      with Gaussian broadening.
+    * Spectral density: stochastic Lanczos quadrature (Ubaru et al. 2017; Ghorbani et al.
+      2019; Papyan 2020) with Gaussian broadening.
 
 Example:
     >>> from lossgeom import hessian
@@ -22,16 +28,25 @@ Example:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
-import numpy as np
-import scipy.linalg
 import torch
 from torch import Tensor, nn
 
+from lossgeom.estimators import (
+    DensityResult,
+    EigenResult,
+    LanczosResult,
+    TraceResult,
+    hutchinson,
+    hutchpp,
+    lanczos,
+    lanczos_top_eigenpairs,
+    power_iteration,
+    slq_density,
+)
 from lossgeom.models import evaluation_mode
 
 Batches = Sequence[tuple[Tensor, Tensor]]
@@ -41,6 +56,7 @@ __all__ = [
     "DensityResult",
     "EigenResult",
     "HessianOperator",
+    "LanczosResult",
     "TraceResult",
     "hvp",
     "lanczos",
@@ -108,7 +124,9 @@ def hvp(model: nn.Module, loss_fn: LossFn, batches: Batches, v: Tensor) -> Tenso
         for (inputs, targets), weight in zip(batches, weights, strict=True):
             loss = loss_fn(model(inputs), targets)
             grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-            dot = sum((g * piece).sum() for g, piece in zip(grads, pieces, strict=True) if g is not None)
+            dot = sum(
+                (g * piece).sum() for g, piece in zip(grads, pieces, strict=True) if g is not None
+            )
             hv = torch.autograd.grad(dot, params, allow_unused=True)
             out.add_(_flatten(hv, params), alpha=weight)
     return out
@@ -125,6 +143,17 @@ class HessianOperator:
 
     Use as a context manager (or call :meth:`close`): the model stays in eval mode while the
     operator is open and gets its own modes back afterwards.
+
+    Args:
+        model: the network; its parameters that require gradients define the flat vector.
+        loss_fn: ``loss_fn(outputs, targets)`` returning the batch's mean loss.
+        batches: a sequence of ``(inputs, targets)``.
+        reuse_graph: keep the first-order graph between products.
+
+    Attributes:
+        dim: the number of parameters (the operator's dimension).
+        dtype, device: those of the parameters.
+        n_matvecs: products taken so far.
     """
 
     def __init__(
@@ -151,8 +180,10 @@ class HessianOperator:
                 raise
 
     def _weighted_gradient(self) -> Tensor:
-        """One weighted sum of the batches' gradients, built with its graph kept, so that each
-        product is a single backward call through all the kept graphs."""
+        """One weighted sum of the batches' gradients, built with its graph kept.
+
+        Each product is then a single backward call through all the kept graphs.
+        """
         total = None
         for (inputs, targets), weight in zip(self.batches, self.weights, strict=True):
             loss = self.loss_fn(self.model(inputs), targets) * weight
@@ -164,7 +195,14 @@ class HessianOperator:
         return total
 
     def matvec(self, v: Tensor) -> Tensor:
-        """``H v`` for a flat vector ``v``."""
+        """``H v`` for a flat vector ``v``.
+
+        Args:
+            v: a flat vector with ``dim`` entries (moved to the parameters' dtype and device).
+
+        Returns:
+            ``H v`` as a flat tensor.
+        """
         v = v.to(device=self.device, dtype=self.dtype)
         self.n_matvecs += 1
         if not self.reuse_graph:
@@ -191,148 +229,9 @@ class HessianOperator:
         self.close()
 
 
-@dataclass
-class LanczosResult:
-    """Output of :func:`lanczos`: the tridiagonal matrix and the basis that built it."""
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    basis: Tensor  # (m, P): orthonormal Lanczos vectors as rows
-    n_matvecs: int
-    converged: bool
-
-
-def _ritz(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if len(alpha) == 1:
-        return alpha.copy(), np.ones((1, 1))
-    return scipy.linalg.eigh_tridiagonal(alpha, beta[: len(alpha) - 1])
-
-
-def lanczos(
-    matvec: Callable[[Tensor], Tensor],
-    start: Tensor,
-    max_iter: int,
-    k: int | None = None,
-    tol: float | None = None,
-) -> LanczosResult:
-    """Symmetric Lanczos with full reorthogonalisation (Paige 1972; Golub & Van Loan 10.1).
-
-    Args:
-        matvec: the symmetric operator.
-        start: the starting vector (normalised here).
-        max_iter: the largest Krylov dimension.
-        k, tol: when both are given, stop as soon as the ``k`` largest Ritz values have
-            residual bounds ``beta_m |s_{m,i}| <= tol * |theta_i|`` (Parlett 1998, 13.2); the
-            eigenvalue error is then of order ``tol**2 * |theta|^2 / gap``.
-
-    Returns:
-        A :class:`LanczosResult`.
-    """
-    dim = start.numel()
-    max_iter = min(max_iter, dim)
-    basis = torch.empty(max_iter, dim, dtype=start.dtype, device=start.device)  # rows filled as built
-    alpha: list[float] = []
-    beta: list[float] = []
-    q = start / torch.linalg.vector_norm(start)
-    converged = False
-    n = 0
-    for j in range(max_iter):
-        basis[j] = q
-        w = matvec(q)
-        n += 1
-        a = float(torch.dot(w, q))
-        alpha.append(a)
-        # Two passes of classical Gram-Schmidt against all previous vectors keep the basis
-        # orthogonal to working precision, which plain three-term Lanczos does not.
-        active = basis[: j + 1]
-        for _ in range(2):
-            w = w - active.T @ (active @ w)
-        b = float(torch.linalg.vector_norm(w))
-        beta.append(b)
-        if k is not None and tol is not None and j + 1 >= k:
-            theta, s = _ritz(np.array(alpha), np.array(beta))
-            top = np.argsort(theta)[::-1][:k]
-            residual = b * np.abs(s[-1, top])
-            if np.all(residual <= tol * np.maximum(np.abs(theta[top]), 1e-30)):
-                converged = True
-                break
-        if b <= 1e-10 * max(abs(a), 1.0):  # invariant subspace: the spectrum is exhausted
-            converged = True
-            break
-        q = w / b
-    m = len(alpha)
-    return LanczosResult(
-        alpha=np.array(alpha),
-        beta=np.array(beta[: m - 1]),
-        basis=basis[:m],
-        n_matvecs=n,
-        converged=converged,
-    )
-
-
-@dataclass
-class EigenResult:
-    """Top Hessian eigenvalues.
-
-    Attributes:
-        values: ``(k,)`` eigenvalues, descending (algebraic for Lanczos).
-        vectors: ``(k, P)`` unit eigenvectors, one per row.
-        n_hvp: Hessian-vector products taken (graph building not counted).
-        seconds: wall time, graph building included.
-        converged: whether the stopping rule was met within ``max_iter``.
-    """
-
-    values: Tensor
-    vectors: Tensor
-    n_hvp: int
-    seconds: float
-    converged: bool
-
-
-def _generator(seed: int) -> torch.Generator:
-    generator = torch.Generator(device="cpu")
-    generator.manual_seed(int(seed))
-    return generator
-
-
-def _random_start(dim: int, seed: int, like: Tensor) -> Tensor:
-    return torch.randn(dim, generator=_generator(seed), dtype=torch.float64).to(like)
-
-
-def _power_iteration(
-    operator: HessianOperator, k: int, tol: float, max_iter: int, seed: int
-) -> tuple[Tensor, Tensor, bool]:
-    """Power iteration with Hotelling deflation; finds the k largest-magnitude eigenvalues."""
-    values: list[float] = []
-    vectors: list[Tensor] = []
-    all_converged = True
-    for i in range(k):
-        v = _random_start(operator.dim, seed + i, torch.empty(0, dtype=operator.dtype, device=operator.device))
-        v /= torch.linalg.vector_norm(v)
-        estimate, converged = math.nan, False
-        for _ in range(max_iter):
-            w = operator.matvec(v)
-            for value, vector in zip(values, vectors, strict=True):
-                w -= value * torch.dot(vector, v) * vector
-            new = float(torch.dot(v, w))
-            norm = torch.linalg.vector_norm(w)
-            if norm == 0:
-                estimate, converged = 0.0, True
-                break
-            v = w / norm
-            if not math.isnan(estimate) and abs(new - estimate) <= tol * abs(new):
-                estimate, converged = new, True
-                break
-            estimate = new
-        all_converged &= converged
-        values.append(estimate)
-        vectors.append(v)
-    order = np.argsort(values)[::-1]
-    return (
-        torch.tensor([values[i] for i in order], dtype=torch.float64),
-        torch.stack([vectors[i] for i in order]),
-        all_converged,
-    )
+def _template(operator: HessianOperator) -> Tensor:
+    """An empty tensor with the operator's dtype and device, for the estimators' ``like``."""
+    return torch.empty(0, dtype=operator.dtype, device=operator.device)
 
 
 def top_eigenvalues(
@@ -348,8 +247,14 @@ def top_eigenvalues(
 ) -> EigenResult:
     """The ``k`` largest Hessian eigenvalues and their eigenvectors.
 
+    Builds a :class:`HessianOperator` and runs Lanczos (Lanczos 1950;
+    :func:`lossgeom.estimators.lanczos_top_eigenpairs`) or power iteration with deflation
+    (:func:`lossgeom.estimators.power_iteration`) on it.
+
     Args:
-        model, loss_fn, batches: define the Hessian (see the module docstring).
+        model: the network (see the module docstring for the Hessian meant).
+        loss_fn: ``loss_fn(outputs, targets)`` returning the batch's mean loss.
+        batches: a sequence of ``(inputs, targets)``.
         k: how many eigenvalues.
         tol: relative tolerance; Lanczos stops on Ritz residuals, power iteration on the
             relative change of the Rayleigh quotient.
@@ -362,58 +267,29 @@ def top_eigenvalues(
         reuse_graph: keep the first-order graph between products (see :class:`HessianOperator`).
 
     Returns:
-        An :class:`EigenResult`.
+        An :class:`EigenResult`; ``seconds`` includes building the graph.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if method not in ("lanczos", "power"):
         raise ValueError(f"method must be 'lanczos' or 'power', got {method!r}")
+    estimator = lanczos_top_eigenpairs if method == "lanczos" else power_iteration
     start_time = time.perf_counter()
     with HessianOperator(model, loss_fn, batches, reuse_graph=reuse_graph) as operator:
         if k > operator.dim:
             raise ValueError(f"k={k} exceeds the number of parameters ({operator.dim})")
-        if method == "lanczos":
-            start = _random_start(operator.dim, seed, torch.empty(0, dtype=operator.dtype, device=operator.device))
-            result = lanczos(
-                operator.matvec, start, max_iter or max(100, 20 * k), k=k, tol=tol
-            )
-            theta, s = _ritz(result.alpha, result.beta)
-            if len(theta) < k:
-                raise ValueError(
-                    f"the Krylov space closed after {len(theta)} steps: the Hessian has fewer than "
-                    f"k={k} eigenvalues reachable from this start; use a smaller k or another seed"
-                )
-            top = np.argsort(theta)[::-1][:k]
-            ritz = torch.as_tensor(s[:, top].T.copy(), dtype=result.basis.dtype, device=result.basis.device)
-            vectors = ritz @ result.basis
-            vectors /= torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
-            values = torch.as_tensor(theta[top].copy(), dtype=torch.float64)
-            converged = result.converged
-        else:
-            values, vectors, converged = _power_iteration(operator, k, tol, max_iter or 100, seed)
+        result = estimator(
+            operator.matvec,
+            operator.dim,
+            k=k,
+            tol=tol,
+            max_iter=max_iter,
+            seed=seed,
+            like=_template(operator),
+        )
         n_hvp = operator.n_matvecs
-    return EigenResult(
-        values=values,
-        vectors=vectors.detach(),
-        n_hvp=n_hvp,
-        seconds=time.perf_counter() - start_time,
-        converged=converged,
-    )
-
-
-@dataclass
-class TraceResult:
-    """A stochastic trace estimate with its standard error."""
-
-    estimate: float
-    stderr: float
-    n_hvp: int
-    seconds: float
-
-
-def _rademacher(shape: tuple[int, ...], generator: torch.Generator, like: Tensor) -> Tensor:
-    signs = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8)
-    return (2 * signs - 1).to(dtype=like.dtype, device=like.device)
+    seconds = time.perf_counter() - start_time
+    return replace(result, vectors=result.vectors.detach(), n_hvp=n_hvp, seconds=seconds)
 
 
 def trace(
@@ -427,72 +303,38 @@ def trace(
 ) -> TraceResult:
     """Stochastic estimate of ``Tr(H)`` with a standard error.
 
-    Hutchinson: the mean of ``z^T H z`` over Rademacher probes; the standard error is the
-    sample standard deviation over sqrt(n). Hutch++ (Meyer et al. 2021): a third of the
-    products sketch the top range ``Q`` (taken exactly as ``Tr(Q^T H Q)``), a third compute
-    ``H Q``, and the rest run Hutchinson on the deflated remainder; the standard error is that
-    of the remainder's Hutchinson part.
+    Hutchinson (1989; :func:`lossgeom.estimators.hutchinson`): the mean of ``z^T H z`` over
+    Rademacher probes; the standard error is the sample standard deviation over sqrt(n).
+    Hutch++ (Meyer et al. 2021; :func:`lossgeom.estimators.hutchpp`): a third of the products
+    sketch the top range ``Q`` (taken exactly as ``Tr(Q^T H Q)``), a third compute ``H Q``,
+    and the rest run Hutchinson on the deflated remainder; the standard error is that of the
+    remainder's Hutchinson part.
 
     Args:
+        model: the network (see the module docstring for the Hessian meant).
+        loss_fn: ``loss_fn(outputs, targets)`` returning the batch's mean loss.
+        batches: a sequence of ``(inputs, targets)``.
         n_matvecs: total Hessian-vector products (Hutch++ needs >= 6, Hutchinson >= 2).
         method: ``"hutchpp"`` (default) or ``"hutchinson"``.
         seed: seeds the probes.
+        reuse_graph: keep the first-order graph between products (see :class:`HessianOperator`).
+
+    Returns:
+        A :class:`TraceResult`; ``seconds`` includes building the graph.
     """
     if method not in ("hutchpp", "hutchinson"):
         raise ValueError(f"method must be 'hutchpp' or 'hutchinson', got {method!r}")
     minimum = 6 if method == "hutchpp" else 2
     if n_matvecs < minimum:
         raise ValueError(f"{method} needs n_matvecs >= {minimum}, got {n_matvecs}")
+    estimator = hutchpp if method == "hutchpp" else hutchinson
     start_time = time.perf_counter()
-    generator = _generator(seed)
     with HessianOperator(model, loss_fn, batches, reuse_graph=reuse_graph) as operator:
-        like = torch.empty(0, dtype=operator.dtype, device=operator.device)
-        low_rank = 0.0
-        basis = None
-        n_probes = n_matvecs
-        if method == "hutchpp":
-            rank = n_matvecs // 3
-            n_probes = n_matvecs - 2 * rank
-            sketch = _rademacher((rank, operator.dim), generator, like)
-            images = torch.stack([operator.matvec(s) for s in sketch])
-            basis = torch.linalg.qr(images.T.double()).Q.T.to(like)  # (rank, P), orthonormal rows
-            low_rank = float(sum(torch.dot(q, operator.matvec(q)) for q in basis))
-        samples = []
-        for _ in range(n_probes):
-            z = _rademacher((operator.dim,), generator, like)
-            if basis is not None:
-                z = z - basis.T @ (basis @ z)
-            samples.append(float(torch.dot(z, operator.matvec(z))))
+        result = estimator(
+            operator.matvec, operator.dim, n_matvecs=n_matvecs, seed=seed, like=_template(operator)
+        )
         n_hvp = operator.n_matvecs
-    values = np.array(samples)
-    return TraceResult(
-        estimate=low_rank + float(values.mean()),
-        stderr=float(values.std(ddof=1) / math.sqrt(len(values))),
-        n_hvp=n_hvp,
-        seconds=time.perf_counter() - start_time,
-    )
-
-
-@dataclass
-class DensityResult:
-    """A smoothed spectral density from stochastic Lanczos quadrature.
-
-    Attributes:
-        grid: eigenvalue grid.
-        density: density on the grid, integrating to 1 (the spectral measure divided by P).
-        nodes, weights: ``(n_runs, n_iter)`` quadrature nodes (Ritz values) and weights.
-        sigma: the Gaussian broadening used.
-        n_hvp: Hessian-vector products taken.
-        seconds: wall time.
-    """
-
-    grid: np.ndarray
-    density: np.ndarray
-    nodes: np.ndarray
-    weights: np.ndarray
-    sigma: float
-    n_hvp: int
-    seconds: float
+    return replace(result, n_hvp=n_hvp, seconds=time.perf_counter() - start_time)
 
 
 def spectral_density(
@@ -506,45 +348,40 @@ def spectral_density(
     sigma: float | None = None,
     reuse_graph: bool = True,
 ) -> DensityResult:
-    """Hessian spectral density by stochastic Lanczos quadrature (Ghorbani et al. 2019).
+    """Hessian spectral density by stochastic Lanczos quadrature (Ubaru et al. 2017; Ghorbani et al. 2019).
 
-    Each run starts Lanczos from a random unit Rademacher vector; the Ritz values and the
-    squared first components of the Ritz vectors form a Gaussian quadrature of the spectral
-    measure. The density is the average over runs of those quadratures convolved with a
-    Gaussian of width ``sigma`` (default: 1% of the spectral range, at least 1e-6).
+    Each run starts Lanczos from a random Rademacher vector; the Ritz values and the squared
+    first components of the Ritz vectors form a Gaussian quadrature of the spectral measure.
+    The density is the average over runs of those quadratures convolved with a Gaussian of
+    width ``sigma`` (see :func:`lossgeom.estimators.slq_density`).
+
+    Args:
+        model: the network (see the module docstring for the Hessian meant).
+        loss_fn: ``loss_fn(outputs, targets)`` returning the batch's mean loss.
+        batches: a sequence of ``(inputs, targets)``.
+        n_iter: Lanczos steps per run.
+        n_runs: independent runs averaged.
+        seed: seeds the starting vectors.
+        n_grid: grid points.
+        sigma: Gaussian broadening (default: 1% of the spectral range, at least 1e-6).
+        reuse_graph: keep the first-order graph between products (see :class:`HessianOperator`).
+
+    Returns:
+        A :class:`DensityResult`; ``seconds`` includes building the graph.
     """
     if n_iter < 1 or n_runs < 1:
         raise ValueError(f"n_iter and n_runs must be >= 1, got {n_iter} and {n_runs}")
     start_time = time.perf_counter()
-    generator = _generator(seed)
-    nodes, weights = [], []
     with HessianOperator(model, loss_fn, batches, reuse_graph=reuse_graph) as operator:
-        like = torch.empty(0, dtype=operator.dtype, device=operator.device)
-        for _ in range(n_runs):
-            start = _rademacher((operator.dim,), generator, like)
-            result = lanczos(operator.matvec, start, n_iter)
-            theta, s = _ritz(result.alpha, result.beta)
-            padded_nodes = np.full(n_iter, np.nan)
-            padded_weights = np.zeros(n_iter)
-            padded_nodes[: len(theta)] = theta
-            padded_weights[: len(theta)] = s[0] ** 2
-            nodes.append(padded_nodes)
-            weights.append(padded_weights)
+        result = slq_density(
+            operator.matvec,
+            operator.dim,
+            n_iter=n_iter,
+            n_runs=n_runs,
+            seed=seed,
+            n_grid=n_grid,
+            sigma=sigma,
+            like=_template(operator),
+        )
         n_hvp = operator.n_matvecs
-    nodes_arr, weights_arr = np.array(nodes), np.array(weights)
-    low, high = np.nanmin(nodes_arr), np.nanmax(nodes_arr)
-    width = sigma if sigma is not None else max(0.01 * (high - low), 1e-6)
-    grid = np.linspace(low - 5 * width, high + 5 * width, n_grid)
-    valid = ~np.isnan(nodes_arr)
-    centres, masses = nodes_arr[valid], weights_arr[valid] / n_runs
-    kernel = np.exp(-0.5 * ((grid[:, None] - centres[None, :]) / width) ** 2)
-    density = kernel @ masses / (width * math.sqrt(2 * math.pi))
-    return DensityResult(
-        grid=grid,
-        density=density,
-        nodes=nodes_arr,
-        weights=weights_arr,
-        sigma=width,
-        n_hvp=n_hvp,
-        seconds=time.perf_counter() - start_time,
-    )
+    return replace(result, n_hvp=n_hvp, seconds=time.perf_counter() - start_time)

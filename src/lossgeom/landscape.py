@@ -88,6 +88,9 @@ def evaluate_slice(
         model: the network at the slice's centre ``theta`` (left unchanged, mode restored).
         directions: flat direction vectors ``d_r``.
         coefficients: ``(G, r)`` array of points.
+        x: inputs of the samples the loss averages over.
+        y: their integer class labels.
+        chunk_size: samples per chunk.
         x, y: evaluation data; processed in chunks of ``chunk_size`` samples.
 
     Returns:
@@ -118,7 +121,9 @@ def evaluate_slice(
                     z = torch.add(z0, zr[0], alpha=float(c[0]))
                     for coefficient, zd in zip(c[1:], zr[1:], strict=True):
                         z.add_(zd, alpha=float(coefficient))
-                    out = functional_call(model, params, (xb,), {"first_preactivation": z}, strict=False)
+                    out = functional_call(
+                        model, params, (xb,), {"first_preactivation": z}, strict=False
+                    )
                 else:
                     out = functional_call(model, params, (xb,))
                 total_loss[g] += float(F.cross_entropy(out, yb, reduction="sum"))
@@ -137,7 +142,10 @@ def evaluate_slice_reference(
     """The report's per-point loop: write each point's weights, run the full forward pass."""
     params = [p for p in model.parameters() if p.requires_grad]
     saved = [p.detach().clone() for p in params]
-    split = [[piece for piece in _split(d.to(params[0]), _named_trainable(model)).values()] for d in directions]
+    split = [
+        [piece for piece in _split(d.to(params[0]), _named_trainable(model)).values()]
+        for d in directions
+    ]
     loss = np.zeros(len(coefficients))
     accuracy = np.zeros(len(coefficients))
     with evaluation_mode(model):
@@ -155,3 +163,43 @@ def evaluate_slice_reference(
             for p, p0 in zip(params, saved, strict=True):
                 p.copy_(p0)
     return loss, accuracy
+
+
+def slice_records(
+    model: nn.Module,
+    directions: Sequence[Tensor],
+    resolution: int,
+    resolution_1d: int,
+    span: float,
+    splits: dict[str, tuple[Tensor, Tensor]],
+    chunk_size: int = 1000,
+) -> list[dict]:
+    """The 2D slice and both 1D profiles through the centre, on every split.
+
+    Args:
+        model: the network at the slice's centre.
+        directions: the two flat directions.
+        resolution: 2D points per axis on ``[-span, span]``.
+        resolution_1d: points of each 1D profile (along ``d1`` with ``beta = 0``, then ``d2``).
+        span: half-width of the slices, in units of the directions.
+        splits: ``{name: (x, y)}`` sets each slice is evaluated on.
+        chunk_size: samples per chunk (see :func:`evaluate_slice`).
+
+    Returns:
+        Records ``{slice, alpha, beta, split, metric, value}`` (``slice`` in ``2d``,
+        ``1d_alpha``, ``1d_beta``; ``metric`` in ``loss``, ``accuracy``; arrays per point).
+    """
+    axis_1d, zeros = grid_1d(resolution_1d, span), np.zeros(resolution_1d)
+    slices = {
+        "2d": grid_2d(resolution, span),
+        "1d_alpha": np.stack([axis_1d, zeros], 1),
+        "1d_beta": np.stack([zeros, axis_1d], 1),
+    }
+    records = []
+    for name, points in slices.items():
+        for split, (x, y) in splits.items():
+            loss, accuracy = evaluate_slice(model, directions, points, x, y, chunk_size)
+            for metric, values in (("loss", loss), ("accuracy", accuracy)):
+                records.append({"slice": name, "alpha": points[:, 0], "beta": points[:, 1],
+                                "split": split, "metric": metric, "value": values})  # fmt: skip
+    return records

@@ -90,11 +90,10 @@ class MLP(nn.Module):
         )
         self.norms = nn.ModuleList(NORMS[norm](width) for width in hidden)
         self.activation = ACTIVATIONS[activation]()
-        self.output_layer = (
-            nn.Linear(hidden[-1], num_classes) if hidden else None
-        )
+        self.output_layer = nn.Linear(hidden[-1], num_classes) if hidden else None
 
     def forward(self, x: Tensor, first_preactivation: Tensor | None = None) -> Tensor:
+        """Logits of ``x``, or of a precomputed first-layer output ``first_preactivation``."""
         if first_preactivation is None:
             x = x.flatten(1)
             if x.shape[1] != self.input_dim:
@@ -153,9 +152,11 @@ def parameter_count(model: nn.Module) -> int:
 
 def flat_parameters(model: nn.Module) -> Tensor:
     """The parameters that require gradients as one flat vector (a detached copy)."""
-    return torch.nn.utils.parameters_to_vector(
-        [p for p in model.parameters() if p.requires_grad]
-    ).detach().clone()
+    return (
+        torch.nn.utils.parameters_to_vector([p for p in model.parameters() if p.requires_grad])
+        .detach()
+        .clone()
+    )
 
 
 def set_flat_parameters(model: nn.Module, vector: Tensor) -> None:

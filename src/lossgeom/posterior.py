@@ -64,7 +64,8 @@ class GaussianPosterior(nn.Module):
         self._names = [n for n, p in self.net.named_parameters() if p.requires_grad]
         self.rho = nn.ParameterList(
             nn.Parameter(torch.full_like(p, _inverse_softplus(sigma)))
-            for n, p in self.net.named_parameters() if p.requires_grad
+            for n, p in self.net.named_parameters()
+            if p.requires_grad
         )
         self._index = dict(zip(self._names, range(len(self._names)), strict=True))
         self.generator: torch.Generator | None = None
@@ -79,7 +80,11 @@ class GaussianPosterior(nn.Module):
                 raise BoundError(
                     f"a Gaussian posterior cannot be sampled through {type(module).__name__} "
                     f"({prefix or 'the model'}): supported layers are Linear and LayerNorm"
-                    + ("; BatchNorm running statistics depend on the data" if "BatchNorm" in type(module).__name__ else "")
+                    + (
+                        "; BatchNorm running statistics depend on the data"
+                        if "BatchNorm" in type(module).__name__
+                        else ""
+                    )
                 )
 
     def _scale(self, name: str) -> Tensor:
@@ -107,7 +112,9 @@ class GaussianPosterior(nn.Module):
         return hook
 
     def _normal(self, like: Tensor) -> Tensor:
-        return torch.randn(like.shape, generator=self.generator, device=like.device, dtype=like.dtype)
+        return torch.randn(
+            like.shape, generator=self.generator, device=like.device, dtype=like.dtype
+        )
 
     def forward(self, x: Tensor, first_preactivation: Tensor | None = None) -> Tensor:
         """One stochastic pass: every example under its own draw of the weights."""
@@ -124,19 +131,24 @@ class GaussianPosterior(nn.Module):
         return self.net(x)
 
     def means(self) -> Iterator[Tensor]:
+        """The posterior means: the trainable parameters of the copied network."""
         return (p for p in self.net.parameters() if p.requires_grad)
 
     def flat_mean(self) -> Tensor:
+        """The posterior means as one flat vector (differentiable)."""
         return torch.cat([p.reshape(-1) for p in self.means()])
 
     def flat_sigma(self) -> Tensor:
+        """The posterior scales ``softplus(rho)`` as one flat vector (differentiable)."""
         return torch.cat([F.softplus(r).reshape(-1) for r in self.rho])
 
     def kl(self, prior_mean: Tensor, prior_sigma: Tensor | float) -> Tensor:
         """``KL(Q || N(prior_mean, prior_sigma^2 I))`` in nats, differentiable in ``Q``."""
         mean = self.flat_mean()
         if prior_mean.shape != mean.shape:
-            raise BoundError(f"the prior mean has {prior_mean.numel()} entries, the posterior {mean.numel()}")
+            raise BoundError(
+                f"the prior mean has {prior_mean.numel()} entries, the posterior {mean.numel()}"
+            )
         return kl_diagonal_gaussians(mean, self.flat_sigma(), prior_mean, prior_sigma)
 
 
@@ -158,6 +170,7 @@ class MonteCarloError:
 
     @property
     def trials(self) -> int:
+        """``n m``: the independent per-example outcomes behind the estimate."""
         return self.m * self.n
 
 
@@ -187,7 +200,9 @@ def monte_carlo_error(
     posterior.generator = generator
     errors = torch.zeros(m, dtype=torch.float64, device=x.device)
     net = posterior.net
-    batches = [(x[i : i + chunk_size], y[i : i + chunk_size]) for i in range(0, x.shape[0], chunk_size)]
+    batches = [
+        (x[i : i + chunk_size], y[i : i + chunk_size]) for i in range(0, x.shape[0], chunk_size)
+    ]
     try:
         if isinstance(net, MLP):
             layer = net.input_layer
@@ -209,7 +224,11 @@ def monte_carlo_error(
         posterior.generator = None
     per_draw = (errors / x.shape[0]).tolist()
     return MonteCarloError(
-        mean=float(sum(per_draw) / m), per_draw=per_draw, m=m, n=int(x.shape[0]), seed=int(seed),
+        mean=float(sum(per_draw) / m),
+        per_draw=per_draw,
+        m=m,
+        n=int(x.shape[0]),
+        seed=int(seed),
         seconds=time.perf_counter() - start,
     )
 
@@ -289,10 +308,15 @@ def train_posterior(
                     totals["kl"] += float(kl.detach())
                     totals["error"] += float((logits.argmax(1) != y[index]).float().mean())
                     steps += 1
-                row = {"epoch": epoch, **{k: v / steps for k, v in totals.items()},
-                       "prior_sigma": float(sigma_p)}
+                row = {
+                    "epoch": epoch,
+                    **{k: v / steps for k, v in totals.items()},
+                    "prior_sigma": float(sigma_p),
+                }
                 history.append(row)
-                logger.info("posterior epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items()})
+                logger.info(
+                    "posterior epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items()}
+                )
     finally:
         posterior.generator = None
     return PosteriorTraining(posterior, float(sigma_p), history, time.perf_counter() - start)
@@ -318,7 +342,9 @@ def perturbed_accuracy(
     weights are restored exactly afterwards.
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise BoundError(f"the number of noise samples must be a positive integer, got {n_samples!r}")
+        raise BoundError(
+            f"the number of noise samples must be a positive integer, got {n_samples!r}"
+        )
     if sigma < 0:
         raise BoundError(f"sigma must be >= 0, got {sigma!r}")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -329,7 +355,11 @@ def perturbed_accuracy(
             generator = torch.Generator(device=x.device).manual_seed(int(seed) + j)
             for p, w in zip(params, saved, strict=True):
                 z = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
-                scale = sigma if magnitude_eps is None else torch.sqrt(sigma**2 * w**2 + magnitude_eps**2)
+                scale = (
+                    sigma
+                    if magnitude_eps is None
+                    else torch.sqrt(sigma**2 * w**2 + magnitude_eps**2)
+                )
                 p.copy_(w + scale * z)
             total += evaluate(model, x, y, batch_size)[1]
     finally:

@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # imported lazily: the Snakefile hashes configurations withou
     import torch
 
 
-
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path`` and move it into place only on success.

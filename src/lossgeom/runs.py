@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lossgeom.data import Dataset, chunks, load_mnist, subset_indices
+from lossgeom.data import DATASETS, Dataset, chunks, load_dataset, subset_indices
 from lossgeom.models import build_model
 from lossgeom.provenance import save_torch
 
@@ -26,7 +26,9 @@ def save_weights(
     save_torch({"state_dict": state, "model": model_spec, **meta}, path)
 
 
-def load_weights(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module | None, dict]:
+def load_weights(
+    path: str | os.PathLike, device: torch.device | str = "cpu"
+) -> tuple[nn.Module | None, dict]:
     """Load a weight file; returns ``(None, meta)`` for a diverged run's missing epoch."""
     blob = torch.load(path, map_location=device, weights_only=True)
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
@@ -39,6 +41,7 @@ def load_weights(path: str | os.PathLike, device: torch.device | str = "cpu") ->
 
 
 def check_same_architecture(spec_a: dict, spec_b: dict, what: str) -> None:
+    """Raise ``ValueError`` naming ``what`` when two model specifications differ."""
     if spec_a != spec_b:
         raise ValueError(f"{what}: architectures differ ({spec_a} vs {spec_b})")
 
@@ -50,30 +53,38 @@ def training_subset(data: Dataset, size: int, seed: int) -> tuple[torch.Tensor, 
 
 
 def subset_batches(data: Dataset, size: int, seed: int, chunk_size: int):
+    """The training subset of :func:`training_subset` in chunks of ``chunk_size`` samples."""
     x, y = training_subset(data, size, seed)
     return chunks(x, y, chunk_size)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every measuring script takes: data file, dataset, device and threads."""
     parser.add_argument("--data", required=True, help="tensor file written by prepare_data.py")
-    parser.add_argument("--mean", type=float, required=True, help="normalisation mean")
-    parser.add_argument("--std", type=float, required=True, help="normalisation std")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=sorted(DATASETS),
+        help="the registry dataset the data file holds",
+    )
+    parser.add_argument("--device", required=True, help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, required=True, help="torch CPU threads (0: default)")
 
 
 def setup(args: argparse.Namespace) -> tuple[torch.device, Dataset]:
+    """Logging, threads, the device and the normalised data named by the common flags."""
     from lossgeom.training import resolve_device
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    data = load_mnist(args.data, args.mean, args.std, device=device)
+    data = load_dataset(args.data, device=device, expect=args.dataset)
     return device, data
 
 
 def json_argument(text: str) -> Any:
+    """An argparse type: the flag's value parsed as JSON."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

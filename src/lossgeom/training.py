@@ -2,7 +2,8 @@
 
 One run is one (experiment, seed). After initialisation and after every epoch a checkpoint
 (model, optimiser, RNG states, epoch, configuration hash, metrics so far) is written
-atomically to ``checkpoint_dir/epoch{e:03d}.pt``. A rerun resumes from the last complete
+atomically to ``checkpoint_dir/<key>/epoch{e:03d}.pt`` (:mod:`lossgeom.checkpoints`; the key
+hashes every setting of the run). A rerun resumes from the last complete
 checkpoint; on the CPU the resumed run ends with weights bitwise equal to an uninterrupted
 one, because the minibatch order comes from a generator whose state is checkpointed.
 
@@ -17,7 +18,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from lossgeom.checkpoints import CheckpointStore, capture_rng, restore_rng
 from lossgeom.data import Dataset
 from lossgeom.models import build_model, evaluation_mode
-from lossgeom.provenance import config_hash, save_torch
 
 OPTIMIZERS = ("sgd", "adam")
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def build_optimizer(spec: dict[str, Any], parameters) -> torch.optim.Optimizer:
+    """A torch optimiser from ``{"name": "sgd" | "adam", "lr": ..., ...}`` over ``parameters``."""
     spec = dict(spec)
     name = spec.pop("name", "sgd")
     if name == "sgd":
@@ -56,12 +57,16 @@ def build_optimizer(spec: dict[str, Any], parameters) -> torch.optim.Optimizer:
             nesterov=spec.get("nesterov", False),
         )
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=spec["lr"], weight_decay=spec.get("weight_decay", 0.0))
+        return torch.optim.Adam(
+            parameters, lr=spec["lr"], weight_decay=spec.get("weight_decay", 0.0)
+        )
     raise ValueError(f"optimizer.name {name!r} is unknown; known: {list(OPTIMIZERS)}")
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 10_000) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 10_000
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over ``(x, y)`` in eval mode (mode restored)."""
     total_loss, correct = 0.0, 0
     with evaluation_mode(model):
@@ -88,25 +93,78 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _checkpoint_path(directory: Path, epoch: int) -> Path:
-    return directory / f"epoch{epoch:03d}.pt"
+@dataclass
+class _RunState:
+    """The mutable state of one run: what a checkpoint saves and a resume restores."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    order: torch.Generator
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    states: dict[int, dict[str, Tensor]] = field(default_factory=dict)
+    diverged_epoch: int | None = None
+
+    def record(self, epoch: int, split: str, metric: str, value: float) -> None:
+        self.rows.append({"epoch": epoch, "split": split, "metric": metric, "value": value})
+
+    def checkpoint(self, device: torch.device) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": capture_rng(device, order=self.order),
+            "rows": self.rows,
+            "states": self.states,
+            "diverged_epoch": self.diverged_epoch,
+        }
+
+    def restore(self, checkpoint: dict[str, Any], device: torch.device) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        restore_rng(checkpoint["rng"], device, order=self.order)
+        self.rows, self.states = checkpoint["rows"], checkpoint["states"]
+        self.diverged_epoch = checkpoint["diverged_epoch"]
 
 
-def _latest_checkpoint(directory: Path, run_hash: str) -> dict | None:
-    candidates = sorted(directory.glob("epoch*.pt"))
-    for path in reversed(candidates):
-        try:
-            checkpoint = torch.load(path, weights_only=False, map_location="cpu")
-        except Exception as error:  # writes are atomic, so this is corruption or a version change
-            logger.warning("checkpoint %s is unreadable (%s); trying an older one", path, error)
-            continue
-        if checkpoint.get("config_hash") != run_hash:
-            raise RuntimeError(
-                f"checkpoint {path} belongs to another configuration "
-                f"({checkpoint.get('config_hash')} != {run_hash}); move it away to start afresh"
-            )
-        return checkpoint
-    return None
+def _evaluate_epoch(run: _RunState, data: Dataset, epoch: int) -> None:
+    """Full-set loss and accuracy on both splits, and the weights, at the end of ``epoch``."""
+    for split, (x, y) in (
+        ("train", (data.train_x, data.train_y)),
+        ("test", (data.test_x, data.test_y)),
+    ):
+        loss, accuracy = evaluate(run.model, x, y)
+        run.record(epoch, split, "loss", loss)
+        run.record(epoch, split, "accuracy", accuracy)
+    run.states[epoch] = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+
+
+def _train_epoch(
+    run: _RunState, data: Dataset, epoch: int, batch_size: int, bar_label: str, progress: bool
+) -> bool:
+    """One pass over the shuffled training set; False when the loss became NaN or infinite."""
+    n_train = data.train_x.shape[0]
+    run.model.train()
+    permutation = torch.randperm(n_train, generator=run.order).to(data.train_x.device)
+    running_loss, running_correct, seen = 0.0, 0, 0
+    bar = tqdm(range(0, n_train, batch_size), desc=bar_label, disable=not progress, mininterval=2.0)
+    for start in bar:
+        index = permutation[start : start + batch_size]
+        inputs, targets = data.train_x[index], data.train_y[index]
+        outputs = run.model(inputs)
+        loss = F.cross_entropy(outputs, targets)
+        if not math.isfinite(loss.item()):
+            bar.close()
+            return False
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        running_loss += loss.item() * targets.shape[0]
+        running_correct += int((outputs.argmax(1) == targets).sum())
+        seen += targets.shape[0]
+        bar.set_postfix(loss=f"{running_loss / seen:.4f}", refresh=False)
+    bar.close()
+    run.record(epoch, "train", "running_loss", running_loss / seen)
+    run.record(epoch, "train", "running_accuracy", running_correct / seen)
+    return True
 
 
 def train(
@@ -119,18 +177,20 @@ def train(
     after_checkpoint: Callable[[int], None] | None = None,
     identity: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train one run, resuming from ``checkpoint_dir`` when it holds checkpoints.
+    """Train one run, resuming from ``checkpoint_dir`` when it holds checkpoints of it.
 
     Args:
         spec: ``{"model": {...}, "optimizer": {...}, "epochs": int, "batch_size": int}``.
         data: normalised tensors (moved to ``device`` here).
         seed: seeds the initialisation and the minibatch order.
-        checkpoint_dir: folder for per-epoch checkpoints (created if missing).
+        checkpoint_dir: the run's checkpoint folder; a :class:`~lossgeom.checkpoints.CheckpointStore`
+            keyed by the hash of ``spec``, ``seed``, ``identity`` and the device type lives
+            inside it, so checkpoints of another configuration are never resumed.
         device: where to train.
         progress: show a tqdm bar per epoch.
         after_checkpoint: called with the epoch after each checkpoint is written.
         identity: what else makes the run (data normalisation and checksums, say); it enters
-            the configuration hash, so checkpoints of other data are never resumed.
+            the key, so checkpoints of other data are never resumed.
 
     Returns:
         A :class:`TrainResult`; metric rows have keys ``epoch, split, metric, value``.
@@ -140,114 +200,50 @@ def train(
     epochs, batch_size = int(spec["epochs"]), int(spec["batch_size"])
     if epochs < 0 or batch_size < 1:
         raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
-    run_hash = config_hash(
-        {"spec": spec, "seed": seed, "identity": identity, "device": torch.device(device).type}
+    store = CheckpointStore(
+        checkpoint_dir, {"spec": spec, "seed": seed, "identity": identity, "device": device.type}
     )
-    directory = Path(checkpoint_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     data = data.to(device)
-    n_train = data.train_x.shape[0]
-
     torch.manual_seed(seed)
     model = build_model(spec["model"]).to(device)
-    optimizer = build_optimizer(spec["optimizer"], model.parameters())
-    order = torch.Generator(device="cpu").manual_seed(seed + 1_000_003)
-
-    checkpoint = _latest_checkpoint(directory, run_hash)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        order.set_state(checkpoint["rng"]["order"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
-        rows, states = checkpoint["rows"], checkpoint["states"]
-        first_epoch, resumed_from = checkpoint["epoch"] + 1, checkpoint["epoch"]
-        diverged_epoch = checkpoint["diverged_epoch"]
-    else:
-        rows, states, first_epoch, resumed_from, diverged_epoch = [], {}, 0, None, None
-
-    def record(epoch: int, split: str, metric: str, value: float) -> None:
-        rows.append({"epoch": epoch, "split": split, "metric": metric, "value": value})
+    run = _RunState(
+        model,
+        build_optimizer(spec["optimizer"], model.parameters()),
+        torch.Generator(device="cpu").manual_seed(seed + 1_000_003),
+    )
 
     def save(epoch: int) -> None:
-        save_torch(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": {
-                    "order": order.get_state(),
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                },
-                "epoch": epoch,
-                "config_hash": run_hash,
-                "spec": spec,
-                "seed": seed,
-                "rows": rows,
-                "states": states,
-                "diverged_epoch": diverged_epoch,
-            },
-            _checkpoint_path(directory, epoch),
-        )
+        store.save(epoch, run.checkpoint(device))
         if after_checkpoint is not None:
             after_checkpoint(epoch)
 
-    def end_of_epoch(epoch: int) -> None:
-        for split, (x, y) in (("train", (data.train_x, data.train_y)), ("test", (data.test_x, data.test_y))):
-            loss, accuracy = evaluate(model, x, y)
-            record(epoch, split, "loss", loss)
-            record(epoch, split, "accuracy", accuracy)
-        states[epoch] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        save(epoch)
-
-    if first_epoch == 0:
-        end_of_epoch(0)
-        first_epoch = 1
-
-    for epoch in range(first_epoch, epochs + 1):
-        if diverged_epoch is not None:
+    checkpoint = store.latest()
+    resumed_from = None if checkpoint is None else checkpoint["epoch"]
+    if checkpoint is not None:
+        run.restore(checkpoint, device)
+    else:
+        _evaluate_epoch(run, data, 0)
+        save(0)
+    for epoch in range(1 if resumed_from is None else resumed_from + 1, epochs + 1):
+        if run.diverged_epoch is not None:
             break
-        model.train()
-        permutation = torch.randperm(n_train, generator=order).to(device)
-        running_loss, running_correct, seen = 0.0, 0, 0
-        bar = tqdm(
-            range(0, n_train, batch_size),
-            desc=f"seed {seed} epoch {epoch}/{epochs}",
-            disable=not progress,
-            mininterval=2.0,
-        )
-        for start in bar:
-            index = permutation[start : start + batch_size]
-            inputs, targets = data.train_x[index], data.train_y[index]
-            outputs = model(inputs)
-            loss = F.cross_entropy(outputs, targets)
-            if not math.isfinite(loss.item()):
-                diverged_epoch = epoch
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running_loss += loss.item() * targets.shape[0]
-            running_correct += int((outputs.argmax(1) == targets).sum())
-            seen += targets.shape[0]
-            bar.set_postfix(loss=f"{running_loss / seen:.4f}", refresh=False)
-        bar.close()
-        if diverged_epoch is not None:
-            record(epoch, "train", "diverged", 1.0)
+        if not _train_epoch(
+            run, data, epoch, batch_size, f"seed {seed} epoch {epoch}/{epochs}", progress
+        ):
+            run.diverged_epoch = epoch
+            run.record(epoch, "train", "diverged", 1.0)
             save(epoch)
             break
-        record(epoch, "train", "running_loss", running_loss / seen)
-        record(epoch, "train", "running_accuracy", running_correct / seen)
-        end_of_epoch(epoch)
+        _evaluate_epoch(run, data, epoch)
+        save(epoch)
 
     return TrainResult(
-        model=model,
-        states=states,
-        rows=rows,
-        status="diverged" if diverged_epoch is not None else "completed",
-        diverged_epoch=diverged_epoch,
+        model=run.model,
+        states=run.states,
+        rows=run.rows,
+        status="diverged" if run.diverged_epoch is not None else "completed",
+        diverged_epoch=run.diverged_epoch,
         resumed_from=resumed_from,
         seconds=time.perf_counter() - start_time,
-        config_hash=run_hash,
+        config_hash=store.key,
     )

@@ -5,7 +5,8 @@ import shutil
 
 from snakemake.utils import validate
 
-from lossgeom.provenance import config_hash
+from lossgeom.bounds import check_settings as check_bound_settings
+from lossgeom.data import DATASETS
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -16,21 +17,103 @@ if "hessian" in config["landscape"]["directions"] and config["curvature"]["top_k
         f"(got {config['curvature']['top_k']})"
     )
 
-EXPERIMENTS = config["experiments"]
+def selected_experiments():
+    """The configured experiments, or those ``select_experiments`` names (checked here)."""
+    names = config["select_experiments"]
+    if names is None:
+        return config["experiments"]
+    unknown = sorted(set(names) - set(config["experiments"]))
+    if unknown:
+        raise ValueError(f"select_experiments names {unknown}, which are not among the "
+                         f"experiments {sorted(config['experiments'])}")
+    return {name: config["experiments"][name] for name in names}
+
+
+EXPERIMENTS = selected_experiments()
 SEEDS = config["seeds"]
 CURVATURE = config["curvature"]
 DENSITY = config["density"]
 LANDSCAPE = config["landscape"]
 CONNECTIVITY = config["connectivity"]
 BOUNDS = config["bounds"]
-DATA = os.path.join(config["data"]["root"], "mnist.pt")
+DATA_ROOT = config["data"]["root"]
 RUN = "results/runs/{experiment}/seed{seed}"
+PAIR = "results/runs/{experiment}/pairs/seed{seed_a}-seed{seed_b}"
+CHECKPOINTS = "results/checkpoints/{experiment}"
 # Every job runs the conda environment that pyproject.toml mirrors (--sdm conda), or the
 # active one.
 ENVIRONMENT = "../../environment.yml"
 # Jobs that use the accelerator ask for one "gpu" resource, so a local run shares one GPU
 # between jobs one at a time (the default profile caps gpu=1) and SLURM gets a GPU per job.
 GPU_JOB = int(config["device"] == "cuda" or (config["device"] == "auto" and shutil.which("nvidia-smi") is not None))
+
+
+def check_datasets():
+    """Each experiment names a registry dataset; its model's input and output sizes follow it."""
+    for name, experiment in EXPERIMENTS.items():
+        dataset = experiment["dataset"]
+        if dataset not in DATASETS:
+            raise ValueError(f"experiments.{name}.dataset: {dataset!r} is unknown; known: {sorted(DATASETS)}")
+        model = experiment["model"]
+        for key, value in (("input_dim", DATASETS[dataset].input_dim),
+                           ("num_classes", DATASETS[dataset].num_classes)):
+            if model.setdefault(key, value) != value:
+                raise ValueError(f"experiments.{name}.model.{key} is {model[key]}, but {dataset} "
+                                 f"needs {value}")
+    for dataset in config["data"]["mirrors"]:
+        if dataset not in DATASETS:
+            raise ValueError(f"data.mirrors.{dataset}: unknown dataset; known: {sorted(DATASETS)}")
+
+
+check_datasets()
+USED_DATASETS = sorted({experiment["dataset"] for experiment in EXPERIMENTS.values()})
+
+
+def data_file(dataset):
+    """The prepared tensors of a registry dataset."""
+    return f"{DATA_ROOT}/{dataset}/{dataset}.pt"
+
+
+def experiment_data(wildcards):
+    return data_file(EXPERIMENTS[wildcards.experiment]["dataset"])
+
+
+def run_path(experiment, seed):
+    return RUN.format(experiment=experiment, seed=seed)
+
+
+def cli_flags(values, exclude=()):
+    """Command-line flags from a config section: ``key: v`` becomes ``--key v``.
+
+    Underscores become dashes; booleans become ``--key`` or ``--no-key``; lists and mappings
+    are passed as JSON. Scripts declare every flag the workflow passes as required, so a
+    default lives only in the schema.
+    """
+    parts = []
+    for key, value in values.items():
+        if key in exclude:
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            parts.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, (list, dict)):
+            parts.append(f"{flag} {quoted_json(value)}")
+        else:
+            parts.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
+
+
+def quoted_json(value):
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def common_flags(wildcards):
+    """The data file, its dataset and the device: every measuring script's first flags."""
+    dataset = EXPERIMENTS[wildcards.experiment]["dataset"]
+    return f"--data {data_file(dataset)} --dataset {dataset} --device {config['device']}"
+
+
+SUBSET_FLAGS = cli_flags({k: CURVATURE[k] for k in ("subset", "subset_seed")})
 
 
 def script(name):
@@ -59,25 +142,16 @@ def spec_json(wildcards):
     return shlex.quote(json.dumps(EXPERIMENTS[wildcards.experiment], sort_keys=True))
 
 
-def checkpoint_dir(wildcards, kind=None, extra=None):
-    """Keyed by the run's configuration hash: a changed config never resumes stale state.
+def checkpoint_root(wildcards, kind=None):
+    """Where a run's trained objects keep their checkpoints.
 
-    ``kind`` names a side network trained from the run (e.g. the bounds stage's ``prior``),
-    whose own settings ``extra`` enter the hash. (No ``**kwargs``: Snakemake would fill them
-    with the job's input, output and resources.)
+    The library keys a subfolder by the hash of every setting that shapes the object
+    (:mod:`lossgeom.checkpoints`), so a changed config never resumes stale state. ``kind``
+    names a side network trained from the run (the bounds stage's ``prior``). (No
+    ``**kwargs``: Snakemake would fill them with the job's input, output and resources.)
     """
-    spec = EXPERIMENTS[wildcards.experiment]
-    key = config_hash(
-        {
-            "spec": spec,
-            "seed": int(wildcards.seed),
-            "data": {k: config["data"][k] for k in ("normalize", "checksums")},
-            "device": config["device"],
-            **(extra or {}),
-        }
-    )
-    folder = f"results/checkpoints/{wildcards.experiment}/seed{wildcards.seed}"
-    return f"{folder}/{kind}/{key}" if kind else f"{folder}/{key}"
+    folder = f"{CHECKPOINTS.format(experiment=wildcards.experiment)}/seed{wildcards.seed}"
+    return f"{folder}/{kind}" if kind else folder
 
 
 def run_files(pattern, **extra):
@@ -100,20 +174,17 @@ def epoch_files(pattern, which="all"):
 
 
 def epoch_weights(wildcards):
-    return f"results/runs/{wildcards.experiment}/seed{wildcards.seed}/weights/epoch{wildcards.epoch}.pt"
+    return f"{run_path(wildcards.experiment, wildcards.seed)}/weights/epoch{wildcards.epoch}.pt"
 
 
 def final_weights(wildcards):
-    return f"results/runs/{wildcards.experiment}/seed{wildcards.seed}/weights/epoch{epochs(wildcards.experiment)}.pt"
+    return f"{run_path(wildcards.experiment, wildcards.seed)}/weights/epoch{epochs(wildcards.experiment)}.pt"
 
 
 def final_eigenvectors(wildcards):
     if wildcards.kind != "hessian":
         return []
-    return (
-        f"results/runs/{wildcards.experiment}/seed{wildcards.seed}/curvature/"
-        f"epoch{epochs(wildcards.experiment)}_eigenvectors.pt"
-    )
+    return f"{run_path(wildcards.experiment, wildcards.seed)}/curvature/epoch{epochs(wildcards.experiment)}_eigenvectors.pt"
 
 
 def seed_pairs():
@@ -130,7 +201,6 @@ def seed_pairs():
 
 
 PAIRS = seed_pairs()  # checked at parse time, before any job runs
-PAIR = "results/runs/{experiment}/pairs/seed{seed_a}-seed{seed_b}"
 
 
 def pair_files(pattern):
@@ -143,7 +213,11 @@ def pair_files(pattern):
 
 def pair_weights(wildcards, which):
     seed = wildcards.seed_a if which == "a" else wildcards.seed_b
-    return f"results/runs/{wildcards.experiment}/seed{seed}/weights/epoch{epochs(wildcards.experiment)}.pt"
+    return f"{run_path(wildcards.experiment, seed)}/weights/epoch{epochs(wildcards.experiment)}.pt"
+
+
+def pair_checkpoints(wildcards):
+    return f"{CHECKPOINTS.format(experiment=wildcards.experiment)}/pairs/seed{wildcards.seed_a}-seed{wildcards.seed_b}"
 
 
 def tracked_seed():
@@ -156,18 +230,8 @@ def tracked_seed():
     return seed
 
 
-def check_bounds():
-    """What the schema cannot say about the bounds section, checked before any job."""
-    if BOUNDS["delta"] + BOUNDS["delta_prime"] >= 1:
-        raise ValueError(f"bounds.delta + bounds.delta_prime must be below 1, got "
-                         f"{BOUNDS['delta']} + {BOUNDS['delta_prime']}")
-    if BOUNDS["sigma_min"] > BOUNDS["sigma_max"]:
-        raise ValueError(f"bounds.sigma_min ({BOUNDS['sigma_min']}) exceeds bounds.sigma_max ({BOUNDS['sigma_max']})")
-    if BOUNDS["sigma_grid"] == 1 and BOUNDS["sigma_min"] != BOUNDS["sigma_max"]:
-        raise ValueError("bounds.sigma_grid = 1 needs bounds.sigma_min == bounds.sigma_max")
-
-
-check_bounds()
+# What the schema cannot say about the bounds section: the library's own checks, at parse time.
+check_bound_settings(**{k: BOUNDS[k] for k in ("delta", "delta_prime", "sigma_min", "sigma_max", "sigma_grid")})
 TRACKED_SEED = tracked_seed()
 BOUNDS_OUTPUTS = {
     "bounds": f"{RUN}/bounds/epoch{{epoch}}.csv",
@@ -185,34 +249,14 @@ def bounds_files(pattern):
     return out
 
 
-def bounds_final_flags(wildcards):
-    """The final epoch gets m draws and the optimised posterior; other epochs a lighter m."""
-    if int(wildcards.epoch) != epochs(wildcards.experiment):
-        return f"--mc-samples {BOUNDS['epoch_mc_samples']}"
-    b = BOUNDS
-    prior_dir = checkpoint_dir(wildcards, "prior",
-                               {"prior": {k: b[k] for k in ("prior_fraction", "prior_epochs", "split_seed")}})
+def bounds_flags(wildcards):
+    """Every bounds setting; the final epoch also gets the optimised posterior (and m)."""
+    final = int(wildcards.epoch) == epochs(wildcards.experiment)
     return (
-        f"--mc-samples {b['mc_samples']} --optimize --spec {spec_json(wildcards)} "
-        f"--prior {b['prior']} --prior-fraction {b['prior_fraction']} "
-        f"--prior-epochs {b['prior_epochs']} --split-seed {b['split_seed']} "
-        f"--posterior-sigma {b['posterior_sigma']} --objective {b['objective']} "
-        f"--posterior-epochs {b['posterior_epochs']} --posterior-lr {b['posterior_lr']} "
-        f"--posterior-momentum {b['posterior_momentum']} "
-        f"--posterior-batch-size {b['posterior_batch_size']} --pmin {b['pmin']} "
-        f"--checkpoint-dir {prior_dir}"
+        f"{cli_flags(BOUNDS, exclude=('track_seed',))} --{'' if final else 'no-'}final-epoch "
+        f"--spec {spec_json(wildcards)} --checkpoint-dir {checkpoint_root(wildcards, 'prior')}"
     )
 
-
-def quoted_json(value):
-    return shlex.quote(json.dumps(value, sort_keys=True))
-
-
-COMMON_FLAGS = (
-    f"--data {DATA} --mean {config['data']['normalize']['mean']} "
-    f"--std {config['data']['normalize']['std']} --device {config['device']}"
-)
-SUBSET_FLAGS = f"--subset {CURVATURE['subset']} --subset-seed {CURVATURE['subset_seed']}"
 
 # Each figure is drawn by one jupytext notebook from the tables it lists.
 FIGURES = {
@@ -232,7 +276,12 @@ TABLES = expand(
 )
 
 
+# Notebook parameters beyond tables and figure paths: settings a notebook must not infer.
+NOTEBOOK_SETTINGS = {"bounds_epochs": {"tracked_seed": TRACKED_SEED}}
+
+
 def notebook_parameters(wildcards, input, output):
     pairs = [f"{table}_table={path}" for table, path in zip(FIGURES[wildcards.name], input.tables)]
     pairs += [f"figure_png={output.png}", f"figure_pdf={output.pdf}"]
+    pairs += [f"{key}={value}" for key, value in NOTEBOOK_SETTINGS.get(wildcards.name, {}).items()]
     return " ".join(f"-p {shlex.quote(pair)}" for pair in pairs)

@@ -1,9 +1,9 @@
 rule connectivity:
     input:
         script=script("connectivity.py"),
-        data=DATA,
-        weights_a=lambda w: f"results/runs/{w.experiment}/seed{w.seed_a}/weights",
-        weights_b=lambda w: f"results/runs/{w.experiment}/seed{w.seed_b}/weights",
+        data=experiment_data,
+        weights_a=lambda w: f"{run_path(w.experiment, w.seed_a)}/weights",
+        weights_b=lambda w: f"{run_path(w.experiment, w.seed_b)}/weights",
     output:
         paths=f"{PAIR}/paths.csv",
         barriers=f"{PAIR}/barriers.csv",
@@ -12,30 +12,22 @@ rule connectivity:
     log:
         "logs/connectivity/{experiment}_seed{seed_a}-seed{seed_b}.log",
     params:
-        common=COMMON_FLAGS,
+        common=common_flags,
         subset=SUBSET_FLAGS,
         a=lambda w: pair_weights(w, "a"),
         b=lambda w: pair_weights(w, "b"),
-        aligned="--aligned-curve" if CONNECTIVITY["aligned_curve"] else "",
-        checkpoints=lambda w: f"results/checkpoints/{w.experiment}/pairs/seed{w.seed_a}-seed{w.seed_b}",
-        c=CONNECTIVITY,
+        connectivity=cli_flags(CONNECTIVITY, exclude=("pairs",)),
+        checkpoints=pair_checkpoints,
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} {params.common} {params.subset} --threads {threads} "
-        "--weights-a {params.a} --weights-b {params.b} --n-points {params.c[n_points]} "
-        "--extrapolate {params.c[extrapolate]} --curve-points {params.c[curve_points]} "
-        "--curve-epochs {params.c[curve_epochs]} --curve-optimizer {params.c[curve_optimizer]} "
-        "--curve-lr {params.c[curve_lr]} "
-        "--curve-momentum {params.c[curve_momentum]} "
-        "--curve-batch-size {params.c[curve_batch_size]} --curve-seed {params.c[curve_seed]} "
-        "{params.aligned} --plane-resolution {params.c[plane_resolution]} "
-        "--plane-margin {params.c[plane_margin]} --checkpoint-dir {params.checkpoints} "
-        "--paths {output.paths} --barriers {output.barriers} --plane {output.plane} "
-        "--bends {output.bends} > {log} 2>&1"
+        "python {input.script} {params.common} --threads {threads} {params.subset} "
+        "{params.connectivity} --weights-a {params.a} --weights-b {params.b} "
+        "--checkpoint-dir {params.checkpoints} --paths {output.paths} "
+        "--barriers {output.barriers} --plane {output.plane} --bends {output.bends} > {log} 2>&1"
 
 
 rule connectivity_table:

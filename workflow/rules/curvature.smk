@@ -1,7 +1,7 @@
 rule curvature:
     input:
         script=script("curvature.py"),
-        data=DATA,
+        data=experiment_data,
         weights=f"{RUN}/weights",
     output:
         table=f"{RUN}/curvature/epoch{{epoch}}.csv",
@@ -9,48 +9,41 @@ rule curvature:
     log:
         "logs/curvature/{experiment}_seed{seed}_epoch{epoch}.log",
     params:
-        common=COMMON_FLAGS,
-        subset=SUBSET_FLAGS,
+        common=common_flags,
         weights=epoch_weights,
-        c=CURVATURE,
+        curvature=cli_flags(CURVATURE),
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} {params.common} {params.subset} --threads {threads} "
-        "--chunk-size {params.c[chunk_size]} --weights {params.weights} "
-        "--top-k {params.c[top_k]} --method {params.c[method]} --tol {params.c[tol]} "
-        "--trace-method {params.c[trace_method]} --trace-matvecs {params.c[trace_matvecs]} "
-        "--seed {params.c[seed]} --output {output.table} --vectors {output.vectors} > {log} 2>&1"
+        "python {input.script} {params.common} --threads {threads} {params.curvature} "
+        "--weights {params.weights} --output {output.table} --vectors {output.vectors} > {log} 2>&1"
 
 
 rule spectral_density:
     input:
         script=script("spectral_density.py"),
-        data=DATA,
+        data=experiment_data,
         weights=f"{RUN}/weights",
     output:
         f"{RUN}/density/epoch{{epoch}}.csv",
     log:
         "logs/density/{experiment}_seed{seed}_epoch{epoch}.log",
     params:
-        common=COMMON_FLAGS,
+        common=common_flags,
         subset=SUBSET_FLAGS,
         weights=epoch_weights,
-        chunk_size=CURVATURE["chunk_size"],
-        d=DENSITY,
+        density=cli_flags({**DENSITY, "chunk_size": CURVATURE["chunk_size"]}),
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} {params.common} {params.subset} --threads {threads} "
-        "--chunk-size {params.chunk_size} --weights {params.weights} "
-        "--n-iter {params.d[n_iter]} --n-runs {params.d[n_runs]} --n-grid {params.d[n_grid]} "
-        "--seed {params.d[seed]} --output {output} > {log} 2>&1"
+        "python {input.script} {params.common} --threads {threads} {params.subset} "
+        "{params.density} --weights {params.weights} --output {output} > {log} 2>&1"
 
 
 rule curvature_table:

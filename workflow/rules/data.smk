@@ -1,16 +1,26 @@
-rule mnist:
+rule prepare_data:
     input:
         script=script("prepare_data.py"),
     output:
-        DATA,
+        f"{DATA_ROOT}/{{dataset}}/{{dataset}}.pt",
     log:
-        "logs/data/mnist.log",
+        "logs/data/{dataset}.log",
     params:
         root=lambda w, output: os.path.dirname(output[0]),
-        mirror=f"--mirror {shlex.quote(config['data']['mirror'])}" if config["data"]["mirror"] else "",
-        checksums=f"--checksums {quoted_json(config['data']['checksums'])}" if config["data"]["checksums"] else "",
+        mirror=lambda w: (
+            f"--mirror {shlex.quote(config['data']['mirrors'][w.dataset])}"
+            if config["data"]["mirrors"].get(w.dataset)
+            else ""
+        ),
+        checksums=lambda w: (
+            f"--checksums {quoted_json(config['data']['checksums'][w.dataset])}"
+            if (config["data"]["checksums"] or {}).get(w.dataset)
+            else ""
+        ),
+    wildcard_constraints:
+        dataset="|".join(DATASETS),
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} --root {params.root} --output {output} "
-        "{params.mirror} {params.checksums} > {log} 2>&1"
+        "python {input.script} --dataset {wildcards.dataset} --root {params.root} "
+        "--output {output} {params.mirror} {params.checksums} > {log} 2>&1"

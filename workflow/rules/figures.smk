@@ -31,8 +31,11 @@ rule index:
         "results/index.html",
     log:
         "logs/figures/index.log",
+    params:
+        experiments=quoted_json({name: e["dataset"] for name, e in EXPERIMENTS.items()}),
     conda:
         ENVIRONMENT
     shell:
         "python {input.script} --output {output} --notebooks {input.notebooks} "
-        "--figures {input.figures} --tables {input.tables} > {log} 2>&1"
+        "--figures {input.figures} --tables {input.tables} --experiments {params.experiments} "
+        "> {log} 2>&1"

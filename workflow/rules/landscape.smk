@@ -1,7 +1,7 @@
 rule landscape:
     input:
         script=script("landscape.py"),
-        data=DATA,
+        data=experiment_data,
         weights=f"{RUN}/weights",
         eigenvectors=final_eigenvectors,
     output:
@@ -10,24 +10,22 @@ rule landscape:
     log:
         "logs/landscape/{experiment}_seed{seed}_{kind}.log",
     params:
-        common=COMMON_FLAGS,
+        common=common_flags,
         subset=SUBSET_FLAGS,
         weights=final_weights,
         eigenvectors=lambda w, input: f"--eigenvectors {input.eigenvectors}" if input.eigenvectors else "",
-        bias="--include-bias" if LANDSCAPE["include_bias"] else "",
+        landscape=cli_flags(LANDSCAPE, exclude=("directions", "direction_seed")),
+        # Each seed's directions get their own seed, derived from the configured one.
         seed=lambda w: LANDSCAPE["direction_seed"] + 7919 * int(w.seed),
-        l=LANDSCAPE,
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} {params.common} {params.subset} --threads {threads} "
-        "--weights {params.weights} --kind {wildcards.kind} {params.eigenvectors} "
-        "--direction-seed {params.seed} {params.bias} --resolution {params.l[resolution]} "
-        "--resolution-1d {params.l[resolution_1d]} --span {params.l[span]} "
-        "--chunk-size {params.l[chunk_size]} --output {output.table} "
+        "python {input.script} {params.common} --threads {threads} {params.subset} "
+        "{params.landscape} --direction-seed {params.seed} --weights {params.weights} "
+        "--kind {wildcards.kind} {params.eigenvectors} --output {output.table} "
         "--directions-out {output.directions} > {log} 2>&1"
 
 

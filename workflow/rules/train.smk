@@ -1,7 +1,7 @@
 rule train:
     input:
         script=script("train.py"),
-        data=DATA,
+        data=experiment_data,
     output:
         metrics=f"{RUN}/metrics.csv",
         info=f"{RUN}/run.json",
@@ -9,9 +9,9 @@ rule train:
     log:
         "logs/train/{experiment}_seed{seed}.log",
     params:
-        common=COMMON_FLAGS,
+        common=common_flags,
         spec=spec_json,
-        checkpoints=checkpoint_dir,
+        checkpoints=checkpoint_root,
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
