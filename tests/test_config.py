@@ -43,7 +43,9 @@ def test_minimal_config_gets_the_reports_setup():
 
 
 def test_presets_validate():
-    for preset in ("smoke", "full"):
+    presets = sorted(p.stem for p in (REPO / "config" / "presets").glob("*.yaml"))
+    assert {"smoke", "full", "fashion_mnist"} <= set(presets)
+    for preset in presets:
         config = load("config/config.yaml")
         for key, value in load(f"config/presets/{preset}.yaml").items():
             config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
