@@ -103,7 +103,8 @@ def test_checksum_matching_but_malformed_file_fails_to_parse(tmp_path, synthetic
 
 def test_missing_mirror_folder(tmp_path):
     with pytest.raises(DataError, match="mirror folder .* does not exist"):
-        prepare_mnist(tmp_path, tmp_path / "out.pt", mirror=tmp_path / "nowhere")
+        prepare_mnist(tmp_path / "root", tmp_path / "out.pt", mirror=tmp_path / "nowhere")
+    assert not (tmp_path / "root").exists()  # nothing written, not even an empty folder
 
 
 def test_environment_variable_wins(monkeypatch):

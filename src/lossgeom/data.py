@@ -238,7 +238,7 @@ def _fetch(
     # Verify every file before copying any, so a bad mirror fails before work is done.
     for name, (md5, content) in expected.items():
         _verify(mirror / name, md5, content, f"the mirror {mirror}")
-    for name in expected:
+    for name in expected:  # atomic_write creates the folder, only now that all files passed
         with open(mirror / name, "rb") as source, atomic_write(raw / name) as target:
             shutil.copyfileobj(source, target)
     return f"mirror:{mirror.resolve()}"
@@ -302,7 +302,6 @@ def prepare_dataset(
     expected = _expected_checksums(info, checksums)
     root = Path(root)
     raw = root / info.torchvision_name / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
     source = _fetch(info, root, raw, Path(mirror) if mirror is not None else None, expected)
     verified = {}
     for file, (md5, content) in expected.items():
