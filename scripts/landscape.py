@@ -6,11 +6,10 @@ import sys
 import time
 
 import pandas as pd
-import torch
 
 from lossgeom.directions import slice_directions
 from lossgeom.landscape import slice_records
-from lossgeom.provenance import provenance, save_torch, write_table
+from lossgeom.provenance import load_torch, provenance, save_torch, write_table
 from lossgeom.runs import add_common_arguments, load_weights, setup, training_subset
 
 COLUMNS = ["experiment", "seed", "directions", "slice", "alpha", "beta", "split", "metric", "value"]
@@ -44,9 +43,7 @@ def main() -> int:
     else:
         vectors = None
         if args.kind == "hessian":
-            vectors = torch.load(args.eigenvectors, map_location="cpu", weights_only=True)[
-                "vectors"
-            ]
+            vectors = load_torch(args.eigenvectors, map_location="cpu")["vectors"]
         try:
             directions, seeds = slice_directions(args.kind, model, args.direction_seed,
                                                  args.include_bias, vectors)  # fmt: skip

@@ -92,3 +92,23 @@ def synthetic_data(tmp_path_factory, synthetic_mirror):
     root = tmp_path_factory.mktemp("prepared")
     prepare_dataset("mnist", root, root / "mnist.pt", mirror=folder, checksums=checksums)
     return load_dataset(root / "mnist.pt")
+
+
+def flip_stored_byte(path: Path, entry: str, offset: int = 0) -> None:
+    """Flip one byte inside a stored tensor of a ``torch.save`` zip file, as disk damage would.
+
+    ``entry`` is the suffix of the zip member (e.g. ``"data/0"``, the first tensor's bytes).
+    PyTorch's loader does not check the zip CRC, so without a content checksum the damaged
+    file loads silently.
+    """
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(entry))
+    blob = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack(
+        "<HH", blob[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_length + extra_length
+    blob[start + offset] ^= 0x40
+    path.write_bytes(bytes(blob))

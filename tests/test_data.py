@@ -19,9 +19,11 @@ from lossgeom.data import (
     resolve_mirror,
     subset_indices,
 )
+from lossgeom.provenance import IntegrityError
 from tests.conftest import (
     FASHION_MIRROR,
     REAL_MIRROR,
+    flip_stored_byte,
     require_real_mirror,
     synthetic_digits,
     write_synthetic_mirror,
@@ -48,6 +50,17 @@ def test_synthetic_mirror_parses_through_torchvision(tmp_path, synthetic_mirror)
     torch.testing.assert_close(data.train_x[0, 0], expected)
     with pytest.raises(DataError, match="holds 'mnist', not the requested dataset 'fashion_mnist'"):
         load_dataset(tmp_path / "mnist.pt", expect="fashion_mnist")
+
+
+@pytest.mark.parametrize("entry", ["data/0", "data/1", "data/2"])
+def test_a_flipped_byte_in_the_prepared_data_is_an_error_naming_the_file(
+    tmp_path, synthetic_mirror, entry
+):
+    folder, checksums = synthetic_mirror
+    prepare_mnist(tmp_path, tmp_path / "mnist.pt", mirror=folder, checksums=checksums)
+    flip_stored_byte(tmp_path / "mnist.pt", entry, offset=17)
+    with pytest.raises(IntegrityError, match="mnist.pt: content checksum mismatch"):
+        load_dataset(tmp_path / "mnist.pt")
 
 
 def _copy_mirror(source, target):

@@ -13,9 +13,10 @@ import torch
 
 from lossgeom.checkpoints import CheckpointStore
 from lossgeom.data import load_dataset, prepare_dataset
+from lossgeom.provenance import IntegrityError
 from lossgeom.runs import load_weights
 from lossgeom.training import train
-from tests.conftest import REAL_MIRROR, REPO, require_real_mirror
+from tests.conftest import REAL_MIRROR, REPO, flip_stored_byte, require_real_mirror
 
 SPEC = {
     "model": {"name": "mlp", "hidden": [32], "activation": "relu"},
@@ -196,3 +197,29 @@ def test_checkpoints_of_other_data_are_never_resumed(tmp_path, synthetic_data):
         SPEC | {"epochs": 1}, synthetic_data, 0, tmp_path, progress=False, identity={"mean": 0.2}
     )
     assert other.resumed_from is None
+
+
+def test_a_corrupted_checkpoint_is_named_and_the_older_one_resumed(
+    tmp_path, synthetic_data, caplog
+):
+    spec = SPEC | {"epochs": 2}
+    reference = train(spec, synthetic_data, 0, tmp_path / "a", progress=False)
+    train(spec, synthetic_data, 0, tmp_path / "b", progress=False)
+    damaged = tmp_path / "b" / reference.config_hash / "epoch002.pt"
+    flip_stored_byte(damaged, "data/0", offset=3)
+    with caplog.at_level("WARNING"):
+        resumed = train(spec, synthetic_data, 0, tmp_path / "b", progress=False)
+    assert resumed.resumed_from == 1
+    assert f"{damaged}: content checksum mismatch" in caplog.text
+    for name, value in reference.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_a_corrupted_weight_file_is_an_error_naming_it(tmp_path, prepared):
+    result, out = run_script(tmp_path, prepared, "run", spec=SPEC | {"epochs": 1})
+    assert result.returncode == 0, result.stderr
+    path = out / "weights" / "epoch1.pt"
+    load_weights(path)
+    flip_stored_byte(path, "data/0", offset=1)
+    with pytest.raises(IntegrityError, match=f"{path}: content checksum mismatch"):
+        load_weights(path)

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from lossgeom.provenance import config_hash, save_torch
+from lossgeom.provenance import IntegrityError, config_hash, load_torch, save_torch
 
 logger = logging.getLogger(__name__)
 
@@ -121,15 +121,16 @@ class CheckpointStore:
     def latest(self, map_location: torch.device | str = "cpu") -> dict[str, Any] | None:
         """The newest readable checkpoint of this key, or ``None`` when there is none.
 
-        An unreadable file (writes are atomic, so corruption or a format change) is skipped
-        with a warning, and the one before it is used.
+        An unreadable or corrupted file (its content checksum does not match; writes are
+        atomic, so this is damage on disk or a format change) is skipped with a warning
+        naming it, and the one before it is used.
         """
         self.clean_temporaries()
         for path in sorted(self.directory.glob("epoch*.pt"), reverse=True):
             try:
-                state = torch.load(path, map_location=map_location, weights_only=True)
-            except Exception as error:  # noqa: BLE001 - any unreadable file falls back
-                logger.warning("checkpoint %s is unreadable (%s); trying an older one", path, error)
+                state = load_torch(path, map_location=map_location)
+            except IntegrityError as error:
+                logger.warning("%s; trying an older checkpoint", error)
                 continue
             if state.get("key") != self.key:
                 logger.warning(

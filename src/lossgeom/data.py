@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lossgeom.provenance import atomic_write, save_torch
+from lossgeom.provenance import atomic_write, load_torch, save_torch
 
 
 @dataclass(frozen=True)
@@ -371,8 +371,9 @@ def load_dataset(
 
     Raises:
         DataError: the file names another dataset than ``expect``.
+        IntegrityError: the file's content does not match the checksum written with it.
     """
-    blob = torch.load(path, weights_only=True)
+    blob = load_torch(path)
     name = blob["summary"].get("dataset", "mnist")
     if expect is not None and name != expect:
         raise DataError(f"{path} holds {name!r}, not the requested dataset {expect!r}")

@@ -56,12 +56,95 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         raise
 
 
-def save_torch(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through :func:`atomic_write`."""
+CHECKSUM_KEY = "content_sha256"
+
+
+class IntegrityError(ValueError):
+    """A file's content does not match the checksum written with it (or it has none)."""
+
+
+def _feed(digest: Any, obj: Any) -> None:
+    """Feed a nested structure of tensors, containers and scalars into ``digest``."""
     import torch
 
+    if isinstance(obj, torch.Tensor):
+        flat = obj.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{tuple(obj.shape)}{obj.dtype};".encode())
+        if flat.numel():
+            digest.update(flat.view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        digest.update(f"D{len(obj)};".encode())
+        for key in sorted(obj, key=repr):
+            _feed(digest, key)
+            _feed(digest, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"L{len(obj)};".encode())
+        for item in obj:
+            _feed(digest, item)
+    else:
+        digest.update(f"S{type(obj).__name__}:{obj!r};".encode())
+
+
+def content_digest(obj: Any) -> str:
+    """SHA-256 of a nested structure's content: tensor shapes, dtypes and bytes, keys, scalars.
+
+    Independent of the file format, so it checks what a load returns, not how it was stored.
+
+    Example:
+        >>> import torch
+        >>> a = {"w": torch.ones(3), "epoch": 2}
+        >>> content_digest(a) == content_digest({"epoch": 2, "w": torch.ones(3)})
+        True
+        >>> content_digest(a) == content_digest({"w": torch.tensor([1.0, 1.0, 1.5]), "epoch": 2})
+        False
+    """
+    digest = hashlib.sha256()
+    _feed(digest, obj)
+    return digest.hexdigest()
+
+
+def save_torch(obj: dict, path: str | os.PathLike) -> None:
+    """``torch.save`` of a dict through :func:`atomic_write`, with its content checksum.
+
+    The SHA-256 of the content (:func:`content_digest`) is stored under ``content_sha256``;
+    :func:`load_torch` recomputes and compares it, so a flipped byte is an error, not a number.
+    """
+    import torch
+
+    if not isinstance(obj, dict) or CHECKSUM_KEY in obj:
+        raise TypeError(f"save_torch takes a dict without a {CHECKSUM_KEY!r} key")
+    blob = {**obj, CHECKSUM_KEY: content_digest(obj)}
     with atomic_write(path, "wb") as handle:
-        torch.save(obj, handle)
+        torch.save(blob, handle)
+
+
+def load_torch(path: str | os.PathLike, map_location: Any = None) -> dict:
+    """Load a file written by :func:`save_torch` (``weights_only=True``) and verify its content.
+
+    Raises:
+        IntegrityError: the file is unreadable, has no checksum, or its content does not
+            match it; the message names the file.
+    """
+    import torch
+
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise IntegrityError(f"{path}: unreadable ({error}); delete it and rerun") from error
+    if not isinstance(blob, dict) or CHECKSUM_KEY not in blob:
+        raise IntegrityError(
+            f"{path}: has no content checksum (written by an older lossgeom or another "
+            "program); delete it and rerun the job that writes it"
+        )
+    stored = blob.pop(CHECKSUM_KEY)
+    actual = content_digest(blob)
+    if stored != actual:
+        raise IntegrityError(
+            f"{path}: content checksum mismatch (stored {stored[:16]}..., computed "
+            f"{actual[:16]}...): the file is corrupted; delete it and rerun the job that "
+            "writes it"
+        )
+    return blob
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:

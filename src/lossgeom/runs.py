@@ -13,7 +13,7 @@ from torch import nn
 
 from lossgeom.data import DATASETS, Dataset, chunks, load_dataset, subset_indices
 from lossgeom.models import build_model
-from lossgeom.provenance import save_torch
+from lossgeom.provenance import load_torch, save_torch
 
 
 def save_weights(
@@ -30,7 +30,7 @@ def load_weights(
     path: str | os.PathLike, device: torch.device | str = "cpu"
 ) -> tuple[nn.Module | None, dict]:
     """Load a weight file; returns ``(None, meta)`` for a diverged run's missing epoch."""
-    blob = torch.load(path, map_location=device, weights_only=True)
+    blob = load_torch(path, map_location=device)
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
     if blob["state_dict"] is None:
         return None, meta
