@@ -7,6 +7,10 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+from lossgeom.config_checks import load_yaml
+
+load_yaml(os.path.join(workflow.basedir, "config", "config.yaml"))  # a syntax error names its line
+
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 

@@ -5,6 +5,7 @@ their plane (Garipov et al. 2018): :func:`lossgeom.connectivity.measure_connecti
 """
 
 import argparse
+import logging
 import sys
 
 import pandas as pd
@@ -50,10 +51,8 @@ def parse_arguments() -> argparse.Namespace:
             else:
                 parser.add_argument(flag, type=kind, required=True)
     args = parser.parse_args()
-    if min(args.n_points, args.curve_points) < 3 or args.extrapolate < 0:
-        parser.error("n-points and curve-points >= 3 and extrapolate >= 0 are required")
-    if args.plane_resolution < 2:
-        parser.error("plane-resolution >= 2 is required")
+    if min(args.n_points, args.curve_points, args.plane_resolution + 1) < 3 or args.extrapolate < 0:
+        parser.error("n-points, curve-points >= 3, plane-resolution >= 2, extrapolate >= 0 needed")
     return args
 
 
@@ -67,13 +66,15 @@ def main() -> int:
     device, data = setup(args)
     model_a, meta_a = load_weights(args.weights_a, device)
     model_b, meta_b = load_weights(args.weights_b, device)
-    for model, path in ((model_a, args.weights_a), (model_b, args.weights_b)):
-        if model is None:
-            print(
-                f"error: {path}: that run diverged; it has no final weights to connect",
-                file=sys.stderr,
-            )
-            return 1
+    skipped = [meta["skipped"] for meta in (meta_a, meta_b) if "skipped" in meta]
+    if skipped:  # a pair with a diverged or failed run has nothing to connect: empty tables
+        logging.warning("skipping the pair: %s", "; ".join(skipped))
+        record = provenance(config={"skipped": skipped}, device=device)
+        save_torch({"bends": {}, "bend_uv": {}, "provenance": record}, args.bends)
+        for columns, path in ((PLANE_COLUMNS, args.plane), (BARRIER_COLUMNS, args.barriers),
+                              (PATH_COLUMNS, args.paths)):  # fmt: skip
+            write_table(pd.DataFrame(columns=columns), path, record)
+        return 0
     try:  # both checks come before any training, so bad endpoints cost nothing
         check_same_architecture(meta_a["model"], meta_b["model"], "connectivity endpoints")
         permutation_spec(model_a)  # names the reason for architectures it cannot align

@@ -45,7 +45,7 @@ def main() -> int:
                 "seconds": seconds}  # fmt: skip
 
     if model is None:
-        logging.warning("%s: the run diverged before this epoch; writing NaN", args.weights)
+        logging.warning("%s; writing NaN", meta["skipped"])
         quantities = [f"eig{i + 1}" for i in range(args.top_k)] + ["trace"]
         rows, eig, vectors = [row(q, math.nan) for q in quantities], None, None
     else:

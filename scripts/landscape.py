@@ -39,7 +39,7 @@ def main() -> int:
     base = {"experiment": meta["experiment"], "seed": meta["seed"], "directions": args.kind}
     frames, directions, seeds = [], None, None
     if model is None:
-        logging.warning("%s: the run diverged; writing an empty table", args.weights)
+        logging.warning("%s; writing an empty table", meta["skipped"])
     else:
         vectors = None
         if args.kind == "hessian":

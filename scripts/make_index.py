@@ -1,52 +1,39 @@
-"""Write the HTML index page that links the executed notebooks and the figures."""
+"""Write the HTML index page: figure thumbnails linking to their notebooks, runs, provenance."""
 
 import argparse
-import html
 import json
 import sys
-from pathlib import Path
 
 from lossgeom.provenance import atomic_write, git_commit
+from lossgeom.report import render_index
+from lossgeom.tables import read_table
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", required=True)
     parser.add_argument("--notebooks", nargs="+", required=True, help="executed HTML notebooks")
-    parser.add_argument("--figures", nargs="*", default=[])
+    parser.add_argument("--figures", nargs="+", required=True, help="PNGs, one per notebook")
     parser.add_argument("--tables", nargs="*", default=[])
+    parser.add_argument("--runs", required=True, help="the runs table")
     parser.add_argument("--experiments", required=True, help="JSON: experiment name -> dataset")
+    parser.add_argument("--config-files", required=True, help="JSON: configuration files")
+    parser.add_argument("--config-hash", required=True)
     args = parser.parse_args()
-    out = Path(args.output)
-
-    def link(path: str) -> str:
-        target = Path(path).resolve().relative_to(out.parent.resolve())
-        return f'<li><a href="{html.escape(str(target))}">{html.escape(Path(path).stem)}</a></li>'
-
-    page = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>lossgeom results</title></head><body>",
-        "<h1>lossgeom: loss-landscape geometry</h1>",
-        "<p>Experiments: "
-        + html.escape(
-            ", ".join(
-                f"{name} ({dataset})" for name, dataset in json.loads(args.experiments).items()
-            )
-        )
-        + "</p>",
-        f"<p>Commit {html.escape(git_commit())}. Each notebook reads the tables below and draws one figure.</p>",
-        "<h2>Executed notebooks</h2><ul>",
-        *map(link, args.notebooks),
-        "</ul>",
-        "<h2>Figures</h2><ul>",
-        *map(link, args.figures),
-        "</ul>",
-        "<h2>Tables</h2><ul>",
-        *map(link, args.tables),
-        "</ul>",
-        "</body></html>",
-    ]
-    with atomic_write(out, "w") as handle:
-        handle.write("\n".join(page) + "\n")
+    if len(args.figures) != len(args.notebooks):
+        parser.error("--figures and --notebooks must pair up")
+    page = render_index(
+        list(zip(args.figures, args.notebooks, strict=True)),
+        args.tables,
+        read_table(args.runs, "runs"),
+        json.loads(args.experiments),
+        json.loads(args.config_files),
+        args.config_hash,
+        git_commit(),
+        args.output,
+    )
+    with atomic_write(args.output, "w") as handle:
+        handle.write(page)
     return 0
 
 

@@ -33,9 +33,7 @@ def main() -> int:
     model, meta = load_weights(args.weights, device)
     base = {"experiment": meta["experiment"], "seed": meta["seed"], "epoch": meta["epoch"]}
     if model is None:
-        logging.warning(
-            "%s: the run diverged before this epoch; writing an empty table", args.weights
-        )
+        logging.warning("%s; writing an empty table", meta["skipped"])
         frame = pd.DataFrame(columns=COLUMNS)
     else:
         batches = subset_batches(data, args.subset, args.subset_seed, args.chunk_size)

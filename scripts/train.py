@@ -11,7 +11,7 @@ import pandas as pd
 from lossgeom.data import get_dataset, md5sum
 from lossgeom.provenance import provenance, write_json, write_table
 from lossgeom.runs import add_common_arguments, json_argument, save_weights, setup
-from lossgeom.training import train
+from lossgeom.training import TrainingCheck, train
 
 
 def main() -> int:
@@ -31,6 +31,8 @@ def main() -> int:
     parser.add_argument("--metrics", required=True, help="tidy metrics CSV to write")
     parser.add_argument("--weights-dir", required=True, help="folder for epoch{e}.pt weight files")
     parser.add_argument("--run-info", required=True, help="JSON with status and provenance")
+    parser.add_argument("--max-loss-ratio", type=float, required=True, help="see TrainingCheck")
+    parser.add_argument("--chance-margin", type=float, required=True, help="see TrainingCheck")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars (tests)")
     args = parser.parse_args()
     device, data = setup(args)
@@ -65,12 +67,14 @@ def main() -> int:
         progress=not args.no_progress,
         after_checkpoint=after_checkpoint,
         identity=identity,
+        check=TrainingCheck(args.max_loss_ratio, args.chance_margin),
     )
     logging.info(
-        "run %s seed %d: %s in %.1fs (resumed from %s)",
+        "run %s seed %d: %s %s in %.1fs (resumed from %s)",
         args.experiment,
         args.seed,
         result.status,
+        result.reason,
         result.seconds,
         result.resumed_from,
     )
@@ -85,6 +89,7 @@ def main() -> int:
             epoch=epoch,
             config_hash=result.config_hash,
             status=result.status,
+            reason=result.reason,
         )
     frame = pd.DataFrame(result.rows)
     frame.insert(0, "seed", args.seed)
@@ -97,6 +102,7 @@ def main() -> int:
         {
             **record,
             "status": result.status,
+            "reason": result.reason,
             "diverged_epoch": result.diverged_epoch,
             "resumed_from": result.resumed_from,
             "seconds": result.seconds,

@@ -15,7 +15,7 @@ from lossgeom.checkpoints import CheckpointStore
 from lossgeom.data import load_dataset, prepare_dataset
 from lossgeom.provenance import IntegrityError
 from lossgeom.runs import load_weights
-from lossgeom.training import train
+from lossgeom.training import TrainingCheck, assess_run, train
 from tests.conftest import REAL_MIRROR, REPO, flip_stored_byte, require_real_mirror
 
 SPEC = {
@@ -65,6 +65,10 @@ def run_script(tmp_path, data, name, spec=SPEC, crash_after=None):
         str(out / "weights"),
         "--run-info",
         str(out / "run.json"),
+        "--max-loss-ratio",
+        "10",
+        "--chance-margin",
+        "0.05",
         "--no-progress",
     ]
     return subprocess.run(command, capture_output=True, text=True, env=env), out
@@ -223,3 +227,35 @@ def test_a_corrupted_weight_file_is_an_error_naming_it(tmp_path, prepared):
     flip_stored_byte(path, "data/0", offset=1)
     with pytest.raises(IntegrityError, match=f"{path}: content checksum mismatch"):
         load_weights(path)
+
+
+def _rows(initial_loss, final_loss, final_accuracy):
+    return [
+        {"epoch": 0, "split": "train", "metric": "loss", "value": initial_loss},
+        {"epoch": 2, "split": "train", "metric": "loss", "value": final_loss},
+        {"epoch": 2, "split": "test", "metric": "accuracy", "value": final_accuracy},
+    ]
+
+
+def test_assess_run_names_each_failure():
+    check = TrainingCheck(max_loss_ratio=10, chance_margin=0.05)
+    assert assess_run(_rows(2.3, 0.1, 0.97), 2, 0.1135, check) == ("completed", "")
+    status, reason = assess_run(_rows(2.3, 3.5e32, 0.98), 2, 0.1135, check)
+    assert status == "failed_to_train" and reason.startswith("final training loss 3.5e+32 exceeds")
+    status, reason = assess_run(_rows(2.3, 2.0, 0.16), 2, 0.1135, check)
+    assert status == "failed_to_train" and "final test accuracy 0.1600 is at chance" in reason
+    assert assess_run(_rows(2.3, 2.0, 0.17), 2, 0.1135, check)[0] == "completed"
+    with pytest.raises(ValueError, match="max_loss_ratio"):
+        TrainingCheck(max_loss_ratio=float("nan"))
+
+
+def test_a_finite_blow_up_is_failed_to_train_and_skipped_downstream(tmp_path, prepared):
+    spec = SPEC | {"epochs": 2, "optimizer": {"name": "sgd", "lr": 100.0, "momentum": 0.9}}
+    result, out = run_script(tmp_path, prepared, "blown", spec=spec)
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "failed_to_train" and "exceeds 10 x the initial" in info["reason"]
+    model, meta = load_weights(out / "weights" / "epoch2.pt")
+    assert model is None and "the run failed to train (final training loss" in meta["skipped"]
+    model, _ = load_weights(out / "weights" / "epoch2.pt", usable_only=False)
+    assert model is not None

@@ -660,7 +660,7 @@ def bound_checkpoint(
     """
     table = Table()
     if model is None:
-        logger.warning("the run diverged before this epoch; writing NaN")
+        logger.warning("no usable weights (a diverged or failed run); writing NaN")
         for quantity in QUANTITIES + (OPTIMIZED if settings.final_epoch else []):
             table.row(quantity, math.nan)
         return table

@@ -44,6 +44,8 @@ class DatasetInfo:
         std: standard deviation of the training pixels, on the [0, 1] scale.
         input_shape: the shape of one image as the models see it (channels, height, width).
         class_names: one name per class, in label order.
+        train_size: the number of training examples of the published dataset.
+        test_size: the number of test examples of the published dataset.
     """
 
     name: str
@@ -53,6 +55,8 @@ class DatasetInfo:
     std: float
     input_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
+    train_size: int
+    test_size: int
 
     @property
     def input_dim(self) -> int:
@@ -101,6 +105,8 @@ DATASETS: dict[str, DatasetInfo] = {
         std=0.3081,
         input_shape=(1, 28, 28),
         class_names=tuple(str(digit) for digit in range(10)),
+        train_size=60000,
+        test_size=10000,
     ),
     "fashion_mnist": DatasetInfo(
         name="fashion_mnist",
@@ -138,6 +144,8 @@ DATASETS: dict[str, DatasetInfo] = {
             "Bag",
             "Ankle boot",
         ),
+        train_size=60000,
+        test_size=10000,
     ),
 }
 

@@ -27,12 +27,21 @@ def save_weights(
 
 
 def load_weights(
-    path: str | os.PathLike, device: torch.device | str = "cpu"
+    path: str | os.PathLike, device: torch.device | str = "cpu", usable_only: bool = True
 ) -> tuple[nn.Module | None, dict]:
-    """Load a weight file; returns ``(None, meta)`` for a diverged run's missing epoch."""
+    """Load a weight file (its content checksum verified).
+
+    Returns ``(None, meta)`` for an epoch a diverged run never reached and, with
+    ``usable_only``, for every epoch of a run that failed to train; ``meta["skipped"]`` then
+    says why, for the log and the tables.
+    """
     blob = load_torch(path, map_location=device)
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
     if blob["state_dict"] is None:
+        meta["skipped"] = f"{path}: the run diverged before this epoch ({meta.get('reason', '')})"
+        return None, meta
+    if usable_only and meta.get("status") == "failed_to_train":
+        meta["skipped"] = f"{path}: the run failed to train ({meta.get('reason', '')})"
         return None, meta
     model = build_model(blob["model"]).to(device)
     model.load_state_dict(blob["state_dict"])

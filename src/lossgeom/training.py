@@ -7,7 +7,10 @@ hashes every setting of the run). A rerun resumes from the last complete
 checkpoint; on the CPU the resumed run ends with weights bitwise equal to an uninterrupted
 one, because the minibatch order comes from a generator whose state is checkpointed.
 
-A run whose minibatch loss becomes NaN or infinite stops and is recorded as diverged.
+A run whose minibatch loss becomes NaN or infinite stops and is recorded as ``diverged``. A
+run that stays finite but does not learn (its final training loss a large multiple of its
+initial one, or its final test accuracy at chance) is recorded as ``failed_to_train``
+(:class:`TrainingCheck`); downstream stages skip both kinds with the reason stated.
 """
 
 from __future__ import annotations
@@ -78,6 +81,74 @@ def evaluate(
     return total_loss / x.shape[0], correct / x.shape[0]
 
 
+STATUSES = ("completed", "diverged", "failed_to_train")
+
+
+@dataclass(frozen=True)
+class TrainingCheck:
+    """When a run that stayed finite still failed to train.
+
+    Attributes:
+        max_loss_ratio: the run failed when its final full training loss exceeds this
+            multiple of its initial (epoch 0) training loss.
+        chance_margin: the run failed when its final test accuracy is at most chance (the
+            frequency of the test set's most common class) plus this margin.
+    """
+
+    max_loss_ratio: float = 10.0
+    chance_margin: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.max_loss_ratio) and self.max_loss_ratio > 1):
+            raise ValueError(f"max_loss_ratio must be finite and > 1, got {self.max_loss_ratio}")
+        if not (0 <= self.chance_margin < 1):
+            raise ValueError(f"chance_margin must be in [0, 1), got {self.chance_margin}")
+
+
+def chance_accuracy(labels: Tensor) -> float:
+    """The accuracy of always predicting the most common label.
+
+    Example:
+        >>> chance_accuracy(torch.tensor([0, 1, 1, 2]))
+        0.5
+    """
+    return float(torch.bincount(labels).max()) / labels.numel()
+
+
+def _final(rows: list[dict[str, Any]], epoch: int, split: str, metric: str) -> float:
+    return next(
+        r["value"] for r in rows if (r["epoch"], r["split"], r["metric"]) == (epoch, split, metric)
+    )
+
+
+def assess_run(
+    rows: list[dict[str, Any]], epochs: int, chance: float, check: TrainingCheck
+) -> tuple[str, str]:
+    """``("completed", "")`` or ``("failed_to_train", reason)`` for a run that stayed finite.
+
+    Args:
+        rows: the run's metric rows (epoch 0 and ``epochs`` evaluated on both splits).
+        epochs: the final epoch.
+        chance: the test set's chance accuracy (:func:`chance_accuracy`).
+        check: the thresholds.
+    """
+    initial = _final(rows, 0, "train", "loss")
+    final = _final(rows, epochs, "train", "loss")
+    accuracy = _final(rows, epochs, "test", "accuracy")
+    reasons = []
+    if final > check.max_loss_ratio * initial:
+        reasons.append(
+            f"final training loss {final:.3g} exceeds {check.max_loss_ratio:g} x the initial "
+            f"{initial:.3g}"
+        )
+    if accuracy <= chance + check.chance_margin:
+        reasons.append(
+            f"final test accuracy {accuracy:.4f} is at chance ({chance:.4f} + margin "
+            f"{check.chance_margin:g})"
+        )
+    return ("failed_to_train", "; ".join(reasons)) if reasons else ("completed", "")
+
+
 @dataclass
 class TrainResult:
     """What a run produced: the final model, per-epoch states and tidy metric rows."""
@@ -85,11 +156,12 @@ class TrainResult:
     model: nn.Module
     states: dict[int, dict[str, Tensor]]
     rows: list[dict[str, Any]]
-    status: str  # "completed" or "diverged"
+    status: str  # one of STATUSES
     diverged_epoch: int | None
     resumed_from: int | None
     seconds: float
     config_hash: str
+    reason: str = ""  # why a run is not "completed"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -167,6 +239,23 @@ def _train_epoch(
     return True
 
 
+def _resume_or_start(
+    run: _RunState,
+    store: CheckpointStore,
+    data: Dataset,
+    device: torch.device,
+    save: Callable[[int], None],
+) -> int | None:
+    """Restore the newest checkpoint (its epoch is returned), or evaluate and save epoch 0."""
+    checkpoint = store.latest()
+    if checkpoint is not None:
+        run.restore(checkpoint, device)
+        return checkpoint["epoch"]
+    _evaluate_epoch(run, data, 0)
+    save(0)
+    return None
+
+
 def train(
     spec: dict[str, Any],
     data: Dataset,
@@ -176,6 +265,7 @@ def train(
     progress: bool = True,
     after_checkpoint: Callable[[int], None] | None = None,
     identity: dict[str, Any] | None = None,
+    check: TrainingCheck | None = None,
 ) -> TrainResult:
     """Train one run, resuming from ``checkpoint_dir`` when it holds checkpoints of it.
 
@@ -191,6 +281,8 @@ def train(
         after_checkpoint: called with the epoch after each checkpoint is written.
         identity: what else makes the run (data normalisation and checksums, say); it enters
             the key, so checkpoints of other data are never resumed.
+        check: when a finite run counts as ``failed_to_train`` (default :class:`TrainingCheck`);
+            it judges the result only, so it is not part of the checkpoint key.
 
     Returns:
         A :class:`TrainResult`; metric rows have keys ``epoch, split, metric, value``.
@@ -217,13 +309,7 @@ def train(
         if after_checkpoint is not None:
             after_checkpoint(epoch)
 
-    checkpoint = store.latest()
-    resumed_from = None if checkpoint is None else checkpoint["epoch"]
-    if checkpoint is not None:
-        run.restore(checkpoint, device)
-    else:
-        _evaluate_epoch(run, data, 0)
-        save(0)
+    resumed_from = _resume_or_start(run, store, data, device, save)
     for epoch in range(1 if resumed_from is None else resumed_from + 1, epochs + 1):
         if run.diverged_epoch is not None:
             break
@@ -237,13 +323,25 @@ def train(
         _evaluate_epoch(run, data, epoch)
         save(epoch)
 
+    status, reason = _judge(run, epochs, chance_accuracy(data.test_y), check or TrainingCheck())
     return TrainResult(
         model=run.model,
         states=run.states,
         rows=run.rows,
-        status="diverged" if run.diverged_epoch is not None else "completed",
+        status=status,
+        reason=reason,
         diverged_epoch=run.diverged_epoch,
         resumed_from=resumed_from,
         seconds=time.perf_counter() - start_time,
         config_hash=store.key,
     )
+
+
+def _judge(run: _RunState, epochs: int, chance: float, check: TrainingCheck) -> tuple[str, str]:
+    """The run's status and the reason when it is not ``completed``."""
+    if run.diverged_epoch is not None:
+        return (
+            "diverged",
+            f"the minibatch loss became NaN or infinite in epoch {run.diverged_epoch}",
+        )
+    return assess_run(run.rows, epochs, chance, check)

@@ -2,18 +2,19 @@ rule bounds:
     input:
         script=script("bounds.py"),
         data=experiment_data,
-        weights=f"{RUN}/weights",
+        weights=weights_folder(epoch_weights, initial_weights),
         curvature=f"{RUN}/curvature/epoch{{epoch}}.csv",
     output:
         table=f"{RUN}/bounds/epoch{{epoch}}.csv",
         terms=f"{RUN}/bounds/epoch{{epoch}}_terms.csv",
+        meta=multiext(f"{RUN}/bounds/epoch{{epoch}}", ".csv.meta.json", "_terms.csv.meta.json"),
     log:
         "logs/bounds/{experiment}_seed{seed}_epoch{epoch}.log",
     params:
         common=common_flags,
         subset=SUBSET_FLAGS,
         weights=epoch_weights,
-        initial=lambda w: f"{run_path(w.experiment, w.seed)}/weights/epoch0.pt",
+        initial=initial_weights,
         bounds=bounds_flags,
     threads: config["threads"]
     resources:
@@ -32,7 +33,8 @@ rule bounds_table:
         script=script("collect_tables.py"),
         tables=lambda w: bounds_files(BOUNDS_OUTPUTS[w.table]),
     output:
-        "results/tables/{table}.csv",
+        table="results/tables/{table}.csv",
+        meta="results/tables/{table}.csv.meta.json",
     log:
         "logs/tables/{table}.log",
     params:
@@ -42,5 +44,5 @@ rule bounds_table:
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} --output {output} --config {params.config} "
+        "python {input.script} --output {output.table} --config {params.config} "
         "--inputs {input.tables} > {log} 2>&1"

@@ -3,19 +3,17 @@ import os
 import shlex
 import shutil
 
-from snakemake.utils import validate
-
 from lossgeom.bounds import check_settings as check_bound_settings
+from lossgeom.config_checks import check_config, coerce_cli_values
 from lossgeom.data import DATASETS
+from lossgeom.provenance import config_hash
 
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
-
-if "hessian" in config["landscape"]["directions"] and config["curvature"]["top_k"] < 2:
-    raise ValueError(
-        "landscape.directions includes 'hessian', which needs curvature.top_k >= 2 "
-        f"(got {config['curvature']['top_k']})"
-    )
+# Every malformed configuration fails here, before any job, with one short message naming the
+# key: finite numbers, the schema (which also fills the defaults), and what the schema cannot
+# say (dataset sizes, checksum and mirror files, model shapes the stages need, two seeds).
+coerce_cli_values(config, workflow.config_settings.config)
+check_config(config, DATASETS, workflow.source_path("../schemas/config.schema.yaml"))
 
 def selected_experiments():
     """The configured experiments, or those ``select_experiments`` names (checked here)."""
@@ -30,6 +28,8 @@ def selected_experiments():
 
 
 EXPERIMENTS = selected_experiments()
+# The configuration files behind this run, in merge order (the default, then --configfile).
+CONFIG_FILES = [os.path.relpath(path, workflow.basedir) for path in workflow.configfiles]
 SEEDS = config["seeds"]
 CURVATURE = config["curvature"]
 DENSITY = config["density"]
@@ -67,6 +67,12 @@ def check_datasets():
 
 check_datasets()
 USED_DATASETS = sorted({experiment["dataset"] for experiment in EXPERIMENTS.values()})
+# A mirror is where a dataset's files come from, not what they are (their checksums say that),
+# so jobs get it through the dataset's environment variable, never as a rule parameter:
+# switching between the variable and data.mirrors, or moving the mirror, reruns nothing.
+for _dataset, _folder in config["data"]["mirrors"].items():
+    if _folder and not os.environ.get(DATASETS[_dataset].mirror_variable):
+        os.environ[DATASETS[_dataset].mirror_variable] = os.path.abspath(_folder)
 
 
 def data_file(dataset):
@@ -138,8 +144,35 @@ def epochs(experiment):
     return EXPERIMENTS[experiment]["epochs"]
 
 
+def check_seed_overrides():
+    """Every seed override names a configured seed, once (checked at parse time)."""
+    for name, experiment in EXPERIMENTS.items():
+        named = [item["seed"] for item in experiment["seed_overrides"]]
+        for seed in named:
+            if seed not in SEEDS or named.count(seed) > 1:
+                raise ValueError(f"experiments.{name}.seed_overrides: seed {seed} must be one of "
+                                 f"the configured seeds {SEEDS}, named once")
+
+
+check_seed_overrides()
+
+
+def run_spec(experiment, seed):
+    """The experiment's settings for one seed, with that seed's overrides applied.
+
+    ``seed_overrides`` itself is left out, so a run without overrides keeps the settings (and
+    the checkpoint key) it had before overrides existed.
+    """
+    spec = {k: v for k, v in EXPERIMENTS[experiment].items() if k != "seed_overrides"}
+    for item in EXPERIMENTS[experiment]["seed_overrides"]:
+        if item["seed"] == int(seed):
+            spec["optimizer"] = {**spec["optimizer"], **item.get("optimizer", {})}
+            spec["batch_size"] = item.get("batch_size", spec["batch_size"])
+    return spec
+
+
 def spec_json(wildcards):
-    return shlex.quote(json.dumps(EXPERIMENTS[wildcards.experiment], sort_keys=True))
+    return quoted_json(run_spec(wildcards.experiment, wildcards.seed))
 
 
 def checkpoint_root(wildcards, kind=None):
@@ -179,6 +212,33 @@ def epoch_weights(wildcards):
 
 def final_weights(wildcards):
     return f"{run_path(wildcards.experiment, wildcards.seed)}/weights/epoch{epochs(wildcards.experiment)}.pt"
+
+
+def initial_weights(wildcards):
+    return f"{run_path(wildcards.experiment, wildcards.seed)}/weights/epoch0.pt"
+
+
+def weights_folder(*files):
+    """An input function: the weights folder (the train rule's output) of the files named.
+
+    Snakemake tracks the folder, not the files in it, so a weight file deleted from a finished
+    run would go unnoticed until a job failed on it; it is named here, before any job.
+    """
+
+    def folder(wildcards):
+        paths = [file(wildcards) for file in files]
+        folders = sorted({os.path.dirname(path) for path in paths})
+        for path in paths:
+            run_info = os.path.join(os.path.dirname(os.path.dirname(path)), "run.json")
+            if os.path.exists(run_info) and not os.path.exists(path):
+                raise ValueError(
+                    f"{path} is missing, but its run finished ({run_info} exists). Delete "
+                    f"{os.path.dirname(path)} and rerun: training resumes from its checkpoints "
+                    "and rewrites every weight file."
+                )
+        return folders
+
+    return folder
 
 
 def final_eigenvectors(wildcards):

@@ -2,13 +2,14 @@ rule connectivity:
     input:
         script=script("connectivity.py"),
         data=experiment_data,
-        weights_a=lambda w: f"{run_path(w.experiment, w.seed_a)}/weights",
-        weights_b=lambda w: f"{run_path(w.experiment, w.seed_b)}/weights",
+        weights_a=weights_folder(lambda w: pair_weights(w, "a")),
+        weights_b=weights_folder(lambda w: pair_weights(w, "b")),
     output:
         paths=f"{PAIR}/paths.csv",
         barriers=f"{PAIR}/barriers.csv",
         plane=f"{PAIR}/plane.csv",
         bends=f"{PAIR}/bends.pt",
+        meta=multiext(f"{PAIR}/", "paths.csv.meta.json", "barriers.csv.meta.json", "plane.csv.meta.json"),
     log:
         "logs/connectivity/{experiment}_seed{seed_a}-seed{seed_b}.log",
     params:
@@ -35,7 +36,8 @@ rule connectivity_table:
         script=script("collect_tables.py"),
         tables=lambda w: pair_files(f"{PAIR}/{w.table}.csv"),
     output:
-        "results/tables/{table}.csv",
+        table="results/tables/{table}.csv",
+        meta="results/tables/{table}.csv.meta.json",
     log:
         "logs/tables/{table}.log",
     params:
@@ -45,5 +47,5 @@ rule connectivity_table:
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} --output {output} --config {params.config} "
+        "python {input.script} --output {output.table} --config {params.config} "
         "--inputs {input.tables} > {log} 2>&1"

@@ -2,10 +2,11 @@ rule curvature:
     input:
         script=script("curvature.py"),
         data=experiment_data,
-        weights=f"{RUN}/weights",
+        weights=weights_folder(epoch_weights),
     output:
         table=f"{RUN}/curvature/epoch{{epoch}}.csv",
         vectors=f"{RUN}/curvature/epoch{{epoch}}_eigenvectors.pt",
+        meta=f"{RUN}/curvature/epoch{{epoch}}.csv.meta.json",
     log:
         "logs/curvature/{experiment}_seed{seed}_epoch{epoch}.log",
     params:
@@ -26,9 +27,10 @@ rule spectral_density:
     input:
         script=script("spectral_density.py"),
         data=experiment_data,
-        weights=f"{RUN}/weights",
+        weights=weights_folder(epoch_weights),
     output:
-        f"{RUN}/density/epoch{{epoch}}.csv",
+        table=f"{RUN}/density/epoch{{epoch}}.csv",
+        meta=f"{RUN}/density/epoch{{epoch}}.csv.meta.json",
     log:
         "logs/density/{experiment}_seed{seed}_epoch{epoch}.log",
     params:
@@ -43,7 +45,7 @@ rule spectral_density:
         ENVIRONMENT
     shell:
         "python {input.script} {params.common} --threads {threads} {params.subset} "
-        "{params.density} --weights {params.weights} --output {output} > {log} 2>&1"
+        "{params.density} --weights {params.weights} --output {output.table} > {log} 2>&1"
 
 
 rule curvature_table:
@@ -51,7 +53,8 @@ rule curvature_table:
         script=script("collect_tables.py"),
         tables=epoch_files(f"{RUN}/curvature/epoch{{epoch}}.csv"),
     output:
-        "results/tables/curvature.csv",
+        table="results/tables/curvature.csv",
+        meta="results/tables/curvature.csv.meta.json",
     log:
         "logs/tables/curvature.log",
     params:
@@ -59,7 +62,7 @@ rule curvature_table:
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} --output {output} --config {params.config} "
+        "python {input.script} --output {output.table} --config {params.config} "
         "--inputs {input.tables} > {log} 2>&1"
 
 
@@ -68,7 +71,8 @@ rule density_table:
         script=script("collect_tables.py"),
         tables=epoch_files(f"{RUN}/density/epoch{{epoch}}.csv", which="first_last"),
     output:
-        "results/tables/density.csv",
+        table="results/tables/density.csv",
+        meta="results/tables/density.csv.meta.json",
     log:
         "logs/tables/density.log",
     params:
@@ -76,5 +80,5 @@ rule density_table:
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} --output {output} --config {params.config} "
+        "python {input.script} --output {output.table} --config {params.config} "
         "--inputs {input.tables} > {log} 2>&1"

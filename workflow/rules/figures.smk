@@ -27,15 +27,19 @@ rule index:
         notebooks=expand("results/notebooks/{name}.html", name=FIGURES),
         figures=expand("results/figures/{name}.png", name=FIGURES),
         tables=TABLES,
+        runs="results/tables/runs.csv",
     output:
         "results/index.html",
     log:
         "logs/figures/index.log",
     params:
         experiments=quoted_json({name: e["dataset"] for name, e in EXPERIMENTS.items()}),
+        config_files=quoted_json(CONFIG_FILES),
+        config_hash=config_hash(config),
     conda:
         ENVIRONMENT
     shell:
         "python {input.script} --output {output} --notebooks {input.notebooks} "
-        "--figures {input.figures} --tables {input.tables} --experiments {params.experiments} "
-        "> {log} 2>&1"
+        "--figures {input.figures} --tables {input.tables} --runs {input.runs} "
+        "--experiments {params.experiments} --config-files {params.config_files} "
+        "--config-hash {params.config_hash} > {log} 2>&1"

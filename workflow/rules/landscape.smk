@@ -2,11 +2,12 @@ rule landscape:
     input:
         script=script("landscape.py"),
         data=experiment_data,
-        weights=f"{RUN}/weights",
+        weights=weights_folder(final_weights),
         eigenvectors=final_eigenvectors,
     output:
         table=f"{RUN}/landscape/{{kind}}.csv",
         directions=f"{RUN}/landscape/{{kind}}_directions.pt",
+        meta=f"{RUN}/landscape/{{kind}}.csv.meta.json",
     log:
         "logs/landscape/{experiment}_seed{seed}_{kind}.log",
     params:
@@ -34,7 +35,8 @@ rule landscape_table:
         script=script("collect_tables.py"),
         tables=run_files(f"{RUN}/landscape/{{kind}}.csv", kind=LANDSCAPE["directions"]),
     output:
-        "results/tables/landscape.csv",
+        table="results/tables/landscape.csv",
+        meta="results/tables/landscape.csv.meta.json",
     log:
         "logs/tables/landscape.log",
     params:
@@ -42,5 +44,5 @@ rule landscape_table:
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} --output {output} --config {params.config} "
+        "python {input.script} --output {output.table} --config {params.config} "
         "--inputs {input.tables} > {log} 2>&1"

@@ -5,6 +5,7 @@ rule train:
     output:
         metrics=f"{RUN}/metrics.csv",
         info=f"{RUN}/run.json",
+        meta=f"{RUN}/metrics.csv.meta.json",
         weights=directory(f"{RUN}/weights"),
     log:
         "logs/train/{experiment}_seed{seed}.log",
@@ -12,6 +13,7 @@ rule train:
         common=common_flags,
         spec=spec_json,
         checkpoints=checkpoint_root,
+        check=cli_flags(config["training_check"]),
     threads: config["threads"]
     resources:
         gpu=GPU_JOB,
@@ -20,7 +22,7 @@ rule train:
     shell:
         "python {input.script} {params.common} --threads {threads} "
         "--experiment {wildcards.experiment} --seed {wildcards.seed} --spec {params.spec} "
-        "--checkpoint-dir {params.checkpoints} --metrics {output.metrics} "
+        "--checkpoint-dir {params.checkpoints} {params.check} --metrics {output.metrics} "
         "--weights-dir {output.weights} --run-info {output.info} > {log} 2>&1"
 
 
@@ -29,13 +31,14 @@ rule training_table:
         script=script("collect_tables.py"),
         tables=run_files(f"{RUN}/metrics.csv"),
     output:
-        "results/tables/training.csv",
+        table="results/tables/training.csv",
+        meta="results/tables/training.csv.meta.json",
     log:
         "logs/tables/training.log",
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} --output {output} --inputs {input.tables} > {log} 2>&1"
+        "python {input.script} --output {output.table} --inputs {input.tables} > {log} 2>&1"
 
 
 rule runs_table:
@@ -43,10 +46,11 @@ rule runs_table:
         script=script("collect_tables.py"),
         runs=run_files(f"{RUN}/run.json"),
     output:
-        "results/tables/runs.csv",
+        table="results/tables/runs.csv",
+        meta="results/tables/runs.csv.meta.json",
     log:
         "logs/tables/runs.log",
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} --output {output} --inputs {input.runs} > {log} 2>&1"
+        "python {input.script} --output {output.table} --inputs {input.runs} > {log} 2>&1"

@@ -1,0 +1,368 @@
+"""Configuration checks: a malformed configuration fails at parse time, with its key named.
+
+The workflow calls :func:`check_config` once, at the top of ``workflow/rules/common.smk``,
+before any rule is defined. Every failure is one :class:`ConfigError` whose message starts
+with the offending key's dotted path (``experiments.report_mlp.optimizer.lr``), gives the
+value and the reason, and fits on a line or two (no schema dump). In order:
+
+1. :func:`check_finite`: no NaN or infinity anywhere (YAML ``.nan``, ``.inf``), which the
+   schema's bounds would misreport or let through.
+2. :func:`validate_config`: the JSON schema (draft 2020-12); an unknown key is named with
+   its parent and the allowed keys. Snakemake's own ``validate`` then fills the defaults.
+3. :func:`check_semantics`: what the schema cannot say (dataset sizes and files, model
+   shapes the later stages need, seeds for the pair tables).
+
+YAML syntax errors (checked in Snakemake 9.27): ``--configfile`` files are read by the
+command line (``ConfigSettings.__post_init__`` -> ``snakemake.common.configfile.
+load_configfile``) before the Snakefile is parsed, so no workflow code can see them; a
+syntax error stops Snakemake with "Config file is not valid JSON or YAML" and neither file
+nor line. Snakemake raises it while handling PyYAML's error, so ``snakemake --verbose``
+prints PyYAML's message with the file, line and column in the chained traceback. The
+``configfile:`` directive's file (``config/config.yaml``) is read when the Snakefile
+reaches the directive, before ``common.smk`` is included: a :func:`load_yaml` call above the
+directive in the Snakefile names its file and line; it only ever runs once every
+``--configfile`` has parsed.
+
+``snakemake --config key=value`` reads values with YAML's BaseLoader (strings inside lists
+and mappings); :func:`coerce_cli_values` reads them again as YAML before the checks.
+
+Example:
+    >>> config = {"experiments": {"x": {}}, "landscape": {"span": float("nan")}}
+    >>> check_finite(config)
+    Traceback (most recent call last):
+    ...
+    lossgeom.config_checks.ConfigError: landscape.span: nan is not a finite number
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import os
+import reprlib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "check_config",
+    "check_finite",
+    "check_semantics",
+    "load_yaml",
+    "validate_config",
+]
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 60, 60, 6, 4
+
+
+class ConfigError(ValueError):
+    """A configuration the pipeline cannot run; the message names the offending key."""
+
+
+def key_path(parts: Iterable[Any]) -> str:
+    """The dotted path of a key: ``["experiments", "x", "hidden", 0]`` -> ``experiments.x.hidden[0]``."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML (or JSON) file; a syntax error names the file, line and column.
+
+    Raises:
+        ConfigError: the file does not parse.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}{where}: YAML syntax error: {problem}") from None
+
+
+def coerce_cli_values(config: dict, cli: Mapping[str, Any] | None) -> None:
+    """Re-read the string values of ``snakemake --config`` as YAML, in place.
+
+    Snakemake parses ``--config key=value`` with YAML's BaseLoader, so lists and mappings
+    arrive with strings inside (``seeds=[0,1]`` gives ``["0", "1"]``) and the schema would
+    reject them. Each string that came from the command line is parsed again with YAML's safe
+    loader (``"1"`` -> 1, ``"[0, 1]"`` -> [0, 1]); a value meant as a string stays one unless it
+    reads as another YAML scalar (``yes``, ``null``), so quote such strings twice.
+
+    Example:
+        >>> config = {"seeds": ["0", "1"], "landscape": {"resolution": "5", "span": 1.0}}
+        >>> coerce_cli_values(config, {"seeds": ["0", "1"], "landscape": {"resolution": "5"}})
+        >>> config["seeds"], config["landscape"]
+        ([0, 1], {'resolution': 5, 'span': 1.0})
+    """
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+        if isinstance(value, list):
+            return [parse(item) for item in value]
+        if isinstance(value, dict):
+            return {key: parse(item) for key, item in value.items()}
+        return value
+
+    for key, value in (cli or {}).items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            coerce_cli_values(config[key], value)
+        elif key in config:
+            config[key] = parse(value)
+
+
+# ----------------------------------------------------------------------------- finite numbers
+
+
+def _floats(node: Any, parts: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], float]]:
+    """Every float in a nested structure of mappings and lists, with its key path."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _floats(value, (*parts, key))
+    elif isinstance(node, list | tuple):
+        for index, value in enumerate(node):
+            yield from _floats(value, (*parts, index))
+    elif isinstance(node, float):
+        yield parts, node
+
+
+def check_finite(config: Mapping[str, Any]) -> None:
+    """Reject NaN and infinite numbers anywhere in the configuration.
+
+    Raises:
+        ConfigError: naming the first such key (``landscape.span: nan is not a finite number``).
+    """
+    for parts, value in _floats(config):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key_path(parts) or 'config'}: {value} is not a finite number")
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def _with_defaults(validator_class: Any) -> Any:
+    """The validator class that fills defaults as it goes, as Snakemake's ``validate`` does."""
+    from jsonschema import validators
+
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def fill(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator[Any]:
+        if validator.is_type(instance, "object"):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": fill})
+
+
+def _unknown_key_message(error: Any) -> str:
+    """An unknown key: its name, its parent and the allowed keys (and the nearest one)."""
+    allowed = sorted(error.schema.get("properties", {}))
+    unknown = sorted(str(key) for key in error.instance if key not in allowed)
+    parent = key_path(error.absolute_path)
+    where = f"in {parent}" if parent else "at the top level"
+    names = ", ".join(repr(key) for key in unknown)
+    noun = "key" if len(unknown) == 1 else "keys"
+    verb = "is" if len(unknown) == 1 else "are"
+    message = f"config {noun} {names} {verb} not allowed {where}; allowed: {', '.join(allowed)}"
+    close = difflib.get_close_matches(unknown[0], allowed, n=1) if unknown else []
+    return message + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _schema_message(error: Any) -> str:
+    """One line for a schema violation: the key's dotted path, the value and the reason."""
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        return _unknown_key_message(error)
+    path = key_path(error.absolute_path) or "config"
+    if "propertyNames" in error.absolute_schema_path:
+        return f"{path}: the name {error.instance!r} is not allowed ({error.message})"
+    reason = error.message.replace(repr(error.instance), _SHORT.repr(error.instance))
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    return f"{path}: {reason}"
+
+
+def validate_config(config: dict, schema_path: str | os.PathLike) -> None:
+    """Validate ``config`` against the JSON schema, then fill its defaults in place.
+
+    The check is the one Snakemake's ``validate`` makes (the schema's draft, defaults filled
+    on a copy), reported as one short message; ``snakemake.utils.validate`` then fills the
+    defaults of ``config`` itself, as it always has.
+
+    Args:
+        config: the merged configuration (changed in place: defaults are filled).
+        schema_path: the YAML or JSON schema file.
+
+    Raises:
+        ConfigError: the first violation (jsonschema's best match), with the key named.
+    """
+    from jsonschema import Draft202012Validator, exceptions, validators
+    from snakemake.utils import validate
+
+    schema = load_yaml(str(schema_path))
+    draft = validators.validator_for(schema, default=Draft202012Validator)
+    validator = _with_defaults(draft)(schema)
+    error = exceptions.best_match(validator.iter_errors(copy.deepcopy(config)))
+    if error is not None:
+        raise ConfigError(_schema_message(error))
+    validate(config, str(schema_path))
+
+
+# ----------------------------------------------------------------------------- semantics
+
+
+def _check_experiment(name: str, experiment: Mapping[str, Any], datasets: Mapping) -> None:
+    """One experiment: batch size, and model shapes that the later stages can run."""
+    key = f"experiments.{name}"
+    model = experiment["model"]
+    hidden = list(model.get("hidden", []))
+    info = datasets.get(experiment["dataset"])  # an unknown one: the workflow says so
+    sizes = [(f"{key}.batch_size", experiment["batch_size"])] + [
+        (f"{key}.seed_overrides[{i}].batch_size", override["batch_size"])
+        for i, override in enumerate(experiment.get("seed_overrides") or [])
+        if "batch_size" in override
+    ]
+    for where, size in sizes:
+        if info is not None and size > info.train_size:
+            raise ConfigError(
+                f"{where}: {size} is larger than the {info.name} training set "
+                f"({info.train_size} examples)"
+            )
+    if model.get("residual") and len(set(hidden)) > 1:
+        raise ConfigError(
+            f"{key}.model.hidden: residual: true needs equal hidden widths (each layer adds "
+            f"its input to its output), got {hidden}"
+        )
+    if not hidden:
+        raise ConfigError(
+            f"{key}.model.hidden: [] (no hidden layer) cannot run the connectivity stage, "
+            "whose weight matching permutes hidden units; give at least one hidden layer"
+        )
+    if model.get("norm") == "batchnorm":
+        raise ConfigError(
+            f"{key}.model.norm: batchnorm cannot be used with the bounds stage (bounds), "
+            "whose Gaussian posterior cannot sample through BatchNorm (its statistics depend "
+            "on the data); use layernorm or none"
+        )
+
+
+def _check_checksums(checksums: Mapping[str, Any] | None, datasets: Mapping) -> None:
+    """``data.checksums.<dataset>`` names exactly the dataset's four files."""
+    for dataset, files in (checksums or {}).items():
+        key = f"data.checksums.{dataset}"
+        if dataset not in datasets:
+            raise ConfigError(f"{key}: unknown dataset; known: {sorted(datasets)}")
+        expected = set(datasets[dataset].files)
+        missing, unknown = sorted(expected - set(files)), sorted(set(files) - expected)
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"missing {missing}")
+            if unknown:
+                parts.append(f"unknown {unknown}")
+            raise ConfigError(
+                f"{key} must name exactly the four {dataset} files {sorted(expected)}; "
+                + ", ".join(parts)
+            )
+
+
+def _used_datasets(config: Mapping[str, Any], datasets: Mapping) -> list[str]:
+    """The registry datasets of the experiments that run (``select_experiments``, or all)."""
+    experiments = config["experiments"]
+    names = config.get("select_experiments") or list(experiments)
+    used = {experiments[name]["dataset"] for name in names if name in experiments}
+    return sorted(used & set(datasets))
+
+
+def _check_mirrors(config: Mapping[str, Any], datasets: Mapping) -> None:
+    """The mirror folder each dataset that runs will use exists and holds its four files."""
+    mirrors = config["data"]["mirrors"]
+    for dataset in _used_datasets(config, datasets):
+        info = datasets[dataset]
+        from_environment = os.environ.get(info.mirror_variable)
+        folder = from_environment or mirrors.get(dataset)
+        if not folder:
+            continue  # downloaded
+        key = (
+            f"{info.mirror_variable} (set in the environment; it wins over data.mirrors.{dataset})"
+            if from_environment
+            else f"data.mirrors.{dataset}"
+        )
+        if not Path(folder).is_dir():
+            raise ConfigError(f"{key}: the mirror folder {folder} does not exist")
+        missing = [name for name in info.files if not (Path(folder) / name).is_file()]
+        if missing:
+            raise ConfigError(
+                f"{key}: the mirror folder {folder} lacks {', '.join(missing)} (a mirror "
+                f"holds the four {dataset} files)"
+            )
+
+
+def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
+    """What the schema cannot say, on a validated configuration (defaults filled).
+
+    Checks ``data.root``; at least two seeds (connectivity runs on every pair); each
+    experiment's batch size against its training set and its model against the stages that
+    run on it (residual widths, a hidden layer for weight matching, no BatchNorm under the
+    bounds stage); ``data.checksums``; the mirror folders that will be used (an environment
+    variable ``LOSSGEOM_<DATASET>_MIRROR`` wins over ``data.mirrors``); and that Hessian
+    directions have two eigenvectors. Datasets the registry does not know are left to the
+    workflow's own check.
+
+    Args:
+        config: the configuration, validated by :func:`validate_config`.
+        datasets: the dataset registry (:data:`lossgeom.data.DATASETS`).
+
+    Raises:
+        ConfigError: the first problem, with the key named.
+    """
+    root = config["data"]["root"]
+    if not root.strip():
+        raise ConfigError(f"data.root: must name a folder, got {root!r}")
+    seeds = config["seeds"]
+    if len(seeds) < 2:
+        raise ConfigError(
+            f"seeds: connectivity and the pair tables need at least two seeds, got {seeds}"
+        )
+    for name, experiment in config["experiments"].items():
+        _check_experiment(name, experiment, datasets)
+    _check_checksums(config["data"].get("checksums"), datasets)
+    _check_mirrors(config, datasets)
+    top_k = config["curvature"]["top_k"]
+    if "hessian" in config["landscape"]["directions"] and top_k < 2:
+        raise ConfigError(
+            "landscape.directions includes 'hessian', which needs curvature.top_k >= 2 "
+            f"(got {top_k})"
+        )
+
+
+def check_config(config: dict, datasets: Mapping, schema_path: str | os.PathLike) -> None:
+    """Every check, in order: finite numbers, the schema (defaults filled), the semantics.
+
+    Args:
+        config: the merged configuration (changed in place: defaults are filled).
+        datasets: the dataset registry (:data:`lossgeom.data.DATASETS`).
+        schema_path: the configuration's JSON schema.
+
+    Raises:
+        ConfigError: the first problem, with the key named.
+    """
+    check_finite(config)
+    validate_config(config, schema_path)
+    check_semantics(config, datasets)

@@ -1,0 +1,335 @@
+"""Parse-time configuration checks: one short message, naming the key, for every bad config."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from snakemake.utils import validate
+
+from lossgeom.config_checks import (
+    ConfigError,
+    check_config,
+    check_finite,
+    check_semantics,
+    load_yaml,
+    validate_config,
+)
+from lossgeom.data import DATASETS
+from lossgeom.models import ModelConfigError, build_model
+from tests.conftest import REPO
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+MNIST_FILES = sorted(DATASETS["mnist"].files)
+
+
+@pytest.fixture(autouse=True)
+def no_mirror_variables(monkeypatch):
+    """The mirror environment variables win over the config: none is set unless a test sets it."""
+    for info in DATASETS.values():
+        monkeypatch.delenv(info.mirror_variable, raising=False)
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def checked(config: dict) -> dict:
+    check_config(config, DATASETS, SCHEMA)
+    return config
+
+
+def rejected(config: dict) -> str:
+    with pytest.raises(ConfigError) as error:
+        check_config(config, DATASETS, SCHEMA)
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 400, message
+    return message
+
+
+def with_experiment(**options) -> dict:
+    """The default config with report_mlp's sections updated by ``options``."""
+    config = default_config()
+    experiment = config["experiments"]["report_mlp"]
+    for key, value in options.items():
+        if isinstance(value, dict):
+            experiment[key] = {**experiment.get(key, {}), **value}
+        else:
+            experiment[key] = value
+    return config
+
+
+def mirror(folder: Path, files=MNIST_FILES) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (folder / name).write_bytes(b"x")
+    return folder
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_default_config_and_presets_pass():
+    checked(default_config())
+    for preset in sorted((REPO / "config" / "presets").glob("*.yaml")):
+        config = default_config()
+        for key, value in yaml.safe_load(preset.read_text()).items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+        checked(config)
+
+
+def test_defaults_are_filled_exactly_as_snakemake_fills_them():
+    ours, snakemakes = default_config(), default_config()
+    ours["experiments"]["second"] = {"model": {"hidden": [8]}}
+    snakemakes["experiments"]["second"] = {"model": {"hidden": [8]}}
+    validate_config(ours, SCHEMA)
+    validate(snakemakes, SCHEMA)
+    assert ours == snakemakes
+    assert ours["experiments"]["second"]["optimizer"]["lr"] == 0.1
+
+
+# ----------------------------------------------------------------------------- finite numbers
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"landscape": {"span": float("nan")}}, "landscape.span: nan is not a finite number"),
+        ({"bounds": {"eps": float("inf")}}, "bounds.eps: inf is not a finite number"),
+        (
+            {"experiments": {"x": {"optimizer": {"lr": float("-inf")}}}},
+            "experiments.x.optimizer.lr: -inf is not a finite number",
+        ),
+        ({"seeds": [0, float("nan")]}, "seeds[1]: nan is not a finite number"),
+    ],
+)
+def test_nan_and_inf_are_rejected_with_the_key(config, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        check_finite(config)
+
+
+def test_finite_numbers_pass_and_nan_is_caught_before_the_schema():
+    check_finite({"a": 1.0, "b": [0, 2.5, True], "c": {"d": None, "e": "nan"}})
+    config = default_config()
+    config["landscape"]["span"] = float("nan")  # the schema alone would say "less than 0"
+    assert rejected(config) == "landscape.span: nan is not a finite number"
+    config["landscape"]["span"] = float("inf")  # which the schema alone lets through
+    assert rejected(config) == "landscape.span: inf is not a finite number"
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_unknown_top_level_key_names_it_and_the_allowed_keys():
+    config = default_config()
+    config["curvture"] = {"top_k": 3}
+    message = rejected(config)
+    assert message.startswith("config key 'curvture' is not allowed at the top level; allowed: ")
+    assert "bounds, connectivity, curvature, data, density, device, experiments" in message
+    assert "did you mean 'curvature'?" in message
+
+
+def test_unknown_nested_key_names_its_parent():
+    config = with_experiment(model={"hiden": [8]})
+    message = rejected(config)
+    assert "config key 'hiden' is not allowed in experiments.report_mlp.model" in message
+    assert "allowed: activation, hidden, input_dim" in message
+
+
+@pytest.mark.parametrize(
+    "section,key,value,message",
+    [
+        ("optimizer", "lr", -0.1, "experiments.report_mlp.optimizer.lr: -0.1 is less than or"),
+        ("model", "name", "transformer", "experiments.report_mlp.model.name: 'transformer' is"),
+        (None, "epochs", "five", "experiments.report_mlp.epochs: 'five' is not of type"),
+        (None, "batch_size", 12.5, "experiments.report_mlp.batch_size: 12.5 is not of type"),
+    ],
+)
+def test_bad_values_name_the_dotted_key_and_the_value(section, key, value, message):
+    config = default_config()
+    experiment = config["experiments"]["report_mlp"]
+    (experiment[section] if section else experiment)[key] = value
+    assert rejected(config).startswith(message)
+
+
+def test_schema_messages_stay_short_for_large_values():
+    config = default_config()
+    config["data"]["mirrors"] = ["/folder"] * 500
+    message = rejected(config)
+    assert message.startswith("data.mirrors: ") and "is not of type 'object'" in message
+
+
+def test_bad_experiment_name_is_named():
+    config = default_config()
+    config["experiments"]["1st"] = {}
+    assert rejected(config).startswith("experiments: the name '1st' is not allowed")
+
+
+# ----------------------------------------------------------------------------- semantics
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_batch_size_up_to_the_training_set(dataset):
+    assert DATASETS[dataset].train_size == 60000 and DATASETS[dataset].test_size == 10000
+    checked(with_experiment(dataset=dataset, batch_size=60000))
+    message = rejected(with_experiment(dataset=dataset, batch_size=60001))
+    assert message == (
+        f"experiments.report_mlp.batch_size: 60001 is larger than the {dataset} training set "
+        "(60000 examples)"
+    )
+
+
+def test_batch_size_of_a_seed_override_is_checked_too():
+    overrides = [{"seed": 1, "batch_size": 60001}]
+    config = with_experiment(seed_overrides=overrides)
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    experiment = schema["properties"]["experiments"]["additionalProperties"]["properties"]
+    if "seed_overrides" not in experiment:
+        pytest.skip("the schema has no seed_overrides")
+    assert rejected(config).startswith(
+        "experiments.report_mlp.seed_overrides[0].batch_size: 60001 is larger than the mnist"
+    )
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [[8], [8, 8, 8], [8, 4], [4, 8, 8], [8, 8, 4]],
+)
+def test_residual_widths_rejected_exactly_where_build_model_rejects_them(hidden):
+    try:
+        build_model({"name": "mlp", "hidden": hidden, "residual": True})
+        builds = True
+    except ModelConfigError:
+        builds = False
+    config = with_experiment(model={"hidden": hidden, "residual": True})
+    if builds:
+        checked(config)
+    else:
+        message = rejected(config)
+        assert message.startswith("experiments.report_mlp.model.hidden: residual: true needs")
+        assert str(hidden) in message
+
+
+def test_unequal_widths_pass_without_residual():
+    checked(with_experiment(model={"hidden": [8, 4], "residual": False}))
+
+
+def test_connectivity_cannot_run_without_a_hidden_layer():
+    """Why hidden: [] is rejected: weight matching (every pair's aligned paths) needs units."""
+    from lossgeom.connectivity import AlignmentError, aligned_model
+
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp", "input_dim": 6, "hidden": [], "num_classes": 3})
+    with pytest.raises(AlignmentError, match="no hidden units"):
+        aligned_model(model, model)
+    message = rejected(with_experiment(model={"hidden": []}))
+    assert message.startswith("experiments.report_mlp.model.hidden: [] (no hidden layer)")
+    assert "connectivity" in message
+
+
+def test_batchnorm_is_rejected_with_the_bounds_stage():
+    message = rejected(with_experiment(model={"norm": "batchnorm"}))
+    assert message.startswith("experiments.report_mlp.model.norm: batchnorm")
+    assert "bounds" in message
+    checked(with_experiment(model={"norm": "layernorm"}))
+
+
+def test_checksums_must_name_the_four_files():
+    md5 = "0" * 32
+    config = default_config()
+    config["data"]["checksums"] = {"mnist": {name: md5 for name in MNIST_FILES}}
+    checked(config)
+    config["data"]["checksums"] = {"mnist": {name: md5 for name in MNIST_FILES[:3]}}
+    message = rejected(config)
+    assert message.startswith("data.checksums.mnist must name exactly the four mnist files")
+    assert f"missing ['{MNIST_FILES[3]}']" in message and "unknown" not in message
+    config["data"]["checksums"] = {
+        "mnist": {**{name: md5 for name in MNIST_FILES}, "extra.gz": md5}
+    }
+    assert "unknown ['extra.gz']" in rejected(config)
+    config["data"]["checksums"] = {"mnsit": {name: md5 for name in MNIST_FILES}}
+    assert rejected(config).startswith("data.checksums.mnsit: unknown dataset")
+
+
+def test_mirror_folder_must_exist_and_hold_the_four_files(tmp_path):
+    config = default_config()
+    config["data"]["mirrors"] = {"mnist": str(mirror(tmp_path / "full"))}
+    checked(config)
+    config["data"]["mirrors"] = {"mnist": str(tmp_path / "absent")}
+    assert rejected(config) == (
+        f"data.mirrors.mnist: the mirror folder {tmp_path / 'absent'} does not exist"
+    )
+    config["data"]["mirrors"] = {"mnist": str(mirror(tmp_path / "partial", MNIST_FILES[1:]))}
+    message = rejected(config)
+    assert message.startswith("data.mirrors.mnist: the mirror folder") and MNIST_FILES[0] in message
+
+
+def test_the_environment_variable_wins_over_the_configured_mirror(tmp_path, monkeypatch):
+    variable = DATASETS["mnist"].mirror_variable
+    config = default_config()
+    config["data"]["mirrors"] = {"mnist": str(tmp_path / "absent")}
+    monkeypatch.setenv(variable, str(mirror(tmp_path / "full")))
+    checked(copy.deepcopy(config))  # the configured folder is never used
+    monkeypatch.setenv(variable, str(tmp_path / "missing"))
+    config["data"]["mirrors"] = {"mnist": str(tmp_path / "full")}
+    message = rejected(config)
+    assert message.startswith(f"{variable} (set in the environment; it wins over data.mirrors")
+    assert "does not exist" in message
+
+
+def test_mirrors_of_datasets_that_do_not_run_are_not_checked(tmp_path):
+    config = default_config()
+    config["data"]["mirrors"] = {"fashion_mnist": str(tmp_path / "absent")}
+    checked(config)  # every experiment is on MNIST: Fashion-MNIST is never prepared
+    config["experiments"]["fashion"] = {"dataset": "fashion_mnist"}
+    assert rejected(copy.deepcopy(config)).startswith("data.mirrors.fashion_mnist")
+    config["select_experiments"] = ["report_mlp"]
+    checked(config)
+
+
+@pytest.mark.parametrize("root", ["", "   "])
+def test_data_root_must_name_a_folder(root):
+    config = default_config()
+    config["data"]["root"] = root
+    assert rejected(config) == f"data.root: must name a folder, got {root!r}"
+
+
+def test_connectivity_needs_two_seeds():
+    config = default_config()
+    config["seeds"] = [0]
+    assert rejected(config) == (
+        "seeds: connectivity and the pair tables need at least two seeds, got [0]"
+    )
+    config["seeds"] = [0, 1]
+    checked(config)
+
+
+def test_hessian_directions_need_two_eigenvectors():
+    config = default_config()
+    config["curvature"]["top_k"] = 1
+    assert rejected(copy.deepcopy(config)) == (
+        "landscape.directions includes 'hessian', which needs curvature.top_k >= 2 (got 1)"
+    )
+    config["landscape"]["directions"] = ["random", "filter"]
+    checked(config)
+
+
+def test_check_semantics_leaves_unknown_datasets_to_the_workflow():
+    config = with_experiment(dataset="cifar10", batch_size=10**6)
+    validate_config(config, SCHEMA)
+    check_semantics(config, DATASETS)
+
+
+# ----------------------------------------------------------------------------- YAML files
+
+
+def test_yaml_syntax_errors_name_the_file_and_line(tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_text("seeds: [0, 1\nlandscape:\n  span: 1.0\n")
+    with pytest.raises(ConfigError, match=r"my\.yaml, line 2, column \d+: YAML syntax error"):
+        load_yaml(path)
+    path.write_text("seeds: [0, 1]\n")
+    assert load_yaml(path) == {"seeds": [0, 1]}
