@@ -33,15 +33,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from lossgeom.figures import save_figure
+from lossgeom.tables import read_table
 
 sns.set_theme(context="notebook", style="whitegrid")
-bounds = pd.read_csv(bounds_table)
-curvature = pd.read_csv(curvature_table)
+bounds = read_table(bounds_table, "bounds")
+curvature = read_table(curvature_table, "curvature")
 settings = json.loads(Path(bounds_table + ".meta.json").read_text())["config"]
 tracked_seed = int(tracked_seed)  # papermill passes parameters as strings
 along = bounds[bounds.seed == tracked_seed]

@@ -46,15 +46,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import seaborn as sns
 
 from lossgeom.figures import save_figure
+from lossgeom.tables import read_table
 
 VACUOUS = 0.9  # error of uniform guessing over 10 classes
 sns.set_theme(context="notebook", style="whitegrid")
-bounds = pd.read_csv(bounds_table)
-terms = pd.read_csv(bound_terms_table)
+bounds = read_table(bounds_table, "bounds")
+terms = read_table(bound_terms_table, "bound_terms")
 settings = json.loads(Path(bounds_table + ".meta.json").read_text())["config"]
 last = bounds.groupby("experiment").epoch.transform("max")
 final = bounds[bounds.epoch == last].copy()

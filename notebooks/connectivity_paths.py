@@ -30,14 +30,14 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 import seaborn as sns
 
 from lossgeom.figures import save_figure
+from lossgeom.tables import read_table
 
 sns.set_theme(context="notebook", style="whitegrid")
-paths = pd.read_csv(paths_table)
-barriers = pd.read_csv(barriers_table)
+paths = read_table(paths_table, "paths")
+barriers = read_table(barriers_table, "barriers")
 settings = json.loads(Path(barriers_table + ".meta.json").read_text())["config"]
 paths["pair"] = paths.seed_a.astype(str) + "-" + paths.seed_b.astype(str)
 print(f"pairs: {sorted(paths.pair.unique())}; paths: {sorted(paths.path.unique())}")

@@ -25,14 +25,14 @@ figure_pdf = "results/figures/connectivity_plane.pdf"
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import seaborn as sns
 
 from lossgeom.connectivity import bezier_point
 from lossgeom.figures import save_figure
+from lossgeom.tables import read_table
 
 sns.set_theme(context="notebook", style="white")
-plane = pd.read_csv(plane_table)
+plane = read_table(plane_table, "plane")
 first = plane[["experiment", "seed_a", "seed_b"]].drop_duplicates().iloc[0]
 sub = plane[
     (plane.experiment == first.experiment)
@@ -91,7 +91,7 @@ save_figure(fig, figure_png, figure_pdf)
 # bend (x). The barrier of each path, for this pair:
 
 # %%
-barriers = pd.read_csv(barriers_table)
+barriers = read_table(barriers_table, "barriers")
 barriers[(barriers.seed_a == first.seed_a) & (barriers.seed_b == first.seed_b)].pivot_table(
     index="path", columns=["split", "metric"], values="barrier"
 )

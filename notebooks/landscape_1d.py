@@ -29,9 +29,10 @@ import pandas as pd
 import seaborn as sns
 
 from lossgeom.figures import save_figure
+from lossgeom.tables import read_table
 
 sns.set_theme(context="notebook", style="whitegrid")
-landscape = pd.read_csv(landscape_table)
+landscape = read_table(landscape_table, "landscape")
 profiles = landscape[landscape.slice.str.startswith("1d")].copy()
 profiles["coefficient"] = np.where(profiles.slice == "1d_alpha", profiles.alpha, profiles.beta)
 profiles["direction"] = profiles.slice.map({"1d_alpha": "d1", "1d_beta": "d2"})

@@ -31,9 +31,10 @@ import pandas as pd
 import seaborn as sns
 
 from lossgeom.figures import save_figure
+from lossgeom.tables import read_table
 
 sns.set_theme(context="notebook", style="white")
-landscape = pd.read_csv(landscape_table)
+landscape = read_table(landscape_table, "landscape")
 plane = landscape[(landscape.slice == "2d") & (landscape.metric == "loss")]
 experiment = sorted(plane.experiment.unique())[0]
 seed = sorted(plane.seed.unique())[0]

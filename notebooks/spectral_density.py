@@ -27,13 +27,13 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 import seaborn as sns
 
 from lossgeom.figures import save_figure
+from lossgeom.tables import read_table
 
 sns.set_theme(context="notebook", style="whitegrid")
-density = pd.read_csv(density_table)
+density = read_table(density_table, "density")
 settings = json.loads(Path(density_table + ".meta.json").read_text())["config"]
 print("SLQ settings:", settings)
 density["stage"] = density.epoch.map(lambda e: "initialisation" if e == 0 else f"after epoch {e}")

@@ -34,10 +34,11 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from lossgeom.figures import save_figure
+from lossgeom.tables import read_table
 
 sns.set_theme(context="notebook", style="whitegrid")
-training = pd.read_csv(training_table)
-curvature = pd.read_csv(curvature_table)
+training = read_table(training_table, "training")
+curvature = read_table(curvature_table, "curvature")
 meta = json.loads(Path(curvature_table + ".meta.json").read_text())
 settings = meta["config"]
 print(

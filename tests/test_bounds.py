@@ -491,7 +491,9 @@ def test_table_frames_and_the_hessian_trace(tmp_path):
             {"epoch": 2, "quantity": "eig1", "value": 5.0},
             {"epoch": 2, "quantity": "trace", "value": 7.5},
         ]
-    ).to_csv(tmp_path / "c.csv", index=False)
+    ).assign(experiment="e", seed=0, stderr=0.1, n_hvp=12, seconds=1.0)[
+        ["experiment", "seed", "epoch", "quantity", "value", "stderr", "n_hvp", "seconds"]
+    ].to_csv(tmp_path / "c.csv", index=False)
     assert certificates.hessian_trace(tmp_path / "c.csv", 2) == 7.5
     with pytest.raises(ValueError, match="no Hessian trace for epoch 3"):
         certificates.hessian_trace(tmp_path / "c.csv", 3)
@@ -770,7 +772,10 @@ def bounds_run(tmp_path_factory, synthetic_mirror):
             status="completed",
         )
     pd.DataFrame(
-        [{"experiment": "e", "seed": 0, "epoch": 2, "quantity": "trace", "value": 3.0}]
+        [
+            {"experiment": "e", "seed": 0, "epoch": 2, "quantity": "trace", "value": 3.0}
+            | {"stderr": 0.1, "n_hvp": 12, "seconds": 1.0}
+        ]
     ).to_csv(root / "curvature.csv", index=False)
     return root, spec
 

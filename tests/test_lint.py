@@ -15,6 +15,7 @@ MAX_FUNCTION_LINES = 80
 NOTEBOOK_LIBRARY_IMPORTS = {
     "lossgeom.figures": {"save_figure"},
     "lossgeom.connectivity": {"bezier_point"},
+    "lossgeom.tables": {"read_table"},
 }
 
 

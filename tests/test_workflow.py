@@ -117,22 +117,24 @@ def test_every_declared_output_exists(smoke_run):
 
 
 def test_tables_have_the_stable_columns(smoke_run):
+    from lossgeom.tables import TABLES, read_table
+
     workdir, _ = smoke_run
     tables = workdir / "results" / "tables"
-    training = pd.read_csv(tables / "training.csv")
-    assert list(training.columns) == ["experiment", "seed", "epoch", "split", "metric", "value"]
+    # Every stable table has exactly its declared columns, each value of its column's kind
+    # and within the allowed values (lossgeom.tables.TABLES); read_table raises otherwise.
+    read = {name: read_table(tables / f"{name}.csv", name) for name in TABLES}
+    assert all(list(read[name].columns) == list(TABLES[name]) for name in TABLES)
+    for name in ("training", "curvature", "landscape"):  # the same values as pandas alone reads
+        pd.testing.assert_frame_equal(
+            read[name], pd.read_csv(tables / f"{name}.csv"), check_dtype=False
+        )
+    runs = read["runs"]
+    assert sorted(runs.seed) == [0, 1] and set(runs.status) == {"completed"}
+    assert set(runs.reason) == {""} and runs.diverged_epoch.isna().all()
+    training = read["training"]
     assert sorted(training.seed.unique()) == [0, 1] and sorted(training.epoch.unique()) == [0, 1, 2]
-    curvature = pd.read_csv(tables / "curvature.csv")
-    assert list(curvature.columns) == [
-        "experiment",
-        "seed",
-        "epoch",
-        "quantity",
-        "value",
-        "stderr",
-        "n_hvp",
-        "seconds",
-    ]
+    curvature = read["curvature"]
     assert set(curvature.quantity) == {"eig1", "eig2", "eig3", "trace"}
     assert (
         len(curvature) == 2 * 3 * 4
@@ -143,7 +145,7 @@ def test_tables_have_the_stable_columns(smoke_run):
         index=["seed", "epoch"], columns="quantity", values="value"
     )
     assert (eig.eig1 >= eig.eig2).all() and (eig.eig2 >= eig.eig3).all()
-    landscape = pd.read_csv(tables / "landscape.csv")
+    landscape = read["landscape"]
     assert set(landscape.directions) == {"random", "filter", "hessian"}
     assert (
         len(
@@ -155,33 +157,15 @@ def test_tables_have_the_stable_columns(smoke_run):
         )
         == 2 * 3 * 25
     )
-    density = pd.read_csv(tables / "density.csv")
+    density = read["density"]
     assert sorted(density.epoch.unique()) == [0, 2]
-    barriers = pd.read_csv(tables / "barriers.csv")
-    assert list(barriers.columns) == [
-        "experiment",
-        "seed_a",
-        "seed_b",
-        "path",
-        "split",
-        "metric",
-        "barrier",
-    ]
+    barriers = read["barriers"]
     assert set(barriers.path) == {"linear", "aligned", "bezier", "aligned_bezier"}
     assert (barriers.barrier >= 0).all() and len(barriers) == 4 * 2 * 2  # one pair of seeds
-    paths = pd.read_csv(tables / "paths.csv")
+    paths = read["paths"]
     assert sorted(paths[paths.path == "bezier"].t.unique()) == [0.0, 0.25, 0.5, 0.75, 1.0]
-    bounds = pd.read_csv(tables / "bounds.csv")
-    assert list(bounds.columns) == [
-        "experiment",
-        "seed",
-        "epoch",
-        "quantity",
-        "value",
-        "delta",
-        "n",
-        "mc_samples",
-    ]
+    assert len(read["plane"]) > 0
+    bounds = read["bounds"]
     final = bounds[bounds.epoch == 2]
     assert sorted(final.seed.unique()) == [0, 1]  # every seed's final weights
     assert sorted(bounds[bounds.seed == 0].epoch.unique()) == [
@@ -209,7 +193,7 @@ def test_tables_have_the_stable_columns(smoke_run):
     assert set(certificates[certificates.quantity == "certificate_optimized"].n) == {
         300
     }  # half for the prior
-    terms = pd.read_csv(tables / "bound_terms.csv")
+    terms = read["bound_terms"]
     assert {"mc_seed", "mc_passes", "trials", "kl", "grid_size", "confidence"} <= set(terms.term)
     meta = json.loads((tables / "curvature.csv.meta.json").read_text())
     assert meta["config"]["top_k"] == 3 and "git_commit" in meta and meta["sources"]
@@ -275,6 +259,44 @@ def test_one_figure_rebuilds_alone(smoke_run):
             "experiments.report_mlp.model.num_classes is 20, but mnist needs 10",
         ),
         ({"data": {"mirrors": {"mnsit": "/x"}}}, "data.mirrors.mnsit: unknown dataset"),
+        ({"landscape": {"span": float("nan")}}, "landscape.span: nan is not a finite number"),
+        (
+            {"experiments": {"report_mlp": {"batch_size": 60001}}},
+            "experiments.report_mlp.batch_size: 60001 is larger than the mnist training set",
+        ),
+        (
+            {"curvture": {"top_k": 3}},
+            "config key 'curvture' is not allowed at the top level; allowed: bounds, "
+            "connectivity, curvature, data, density, device, experiments, landscape, seeds",
+        ),
+        (
+            {
+                "data": {
+                    "checksums": {
+                        "mnist": {
+                            "train-images-idx3-ubyte.gz": "0" * 32,
+                            "train-labels-idx1-ubyte.gz": "0" * 32,
+                            "t10k-images-idx3-ubyte.gz": "0" * 32,
+                        }
+                    }
+                }
+            },
+            "data.checksums.mnist must name exactly the four mnist files ['t10k-images-idx3-"
+            "ubyte.gz', 't10k-labels-idx1-ubyte.gz', 'train-images-idx3-ubyte.gz', "
+            "'train-labels-idx1-ubyte.gz']; missing ['t10k-labels-idx1-ubyte.gz']",
+        ),
+        (
+            {"data": {"mirrors": {"mnist": "/nonexistent/lossgeom-mirror"}}},
+            "data.mirrors.mnist: the mirror folder /nonexistent/lossgeom-mirror does not exist",
+        ),
+        (
+            {"experiments": {"report_mlp": {"model": {"norm": "batchnorm"}}}},
+            "experiments.report_mlp.model.norm: batchnorm cannot be used with the bounds stage",
+        ),
+        (
+            {"seeds": [0]},
+            "seeds: connectivity and the pair tables need at least two seeds, got [0]",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path, synthetic_mirror, config, message):

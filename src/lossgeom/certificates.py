@@ -47,22 +47,15 @@ from lossgeom.posterior import (
     perturbed_accuracy,
     train_posterior,
 )
+from lossgeom.tables import BOUND_QUANTITIES, OPTIMIZED_QUANTITIES, read_table
 from lossgeom.training import evaluate, train
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ["experiment", "seed", "epoch", "quantity", "value", "delta", "n", "mc_samples"]
 TERM_COLUMNS = ["experiment", "seed", "epoch", "quantity", "term", "value"]
-QUANTITIES = [
-    "test_error",
-    "train_error",
-    "proxy",
-    "jiang_sharpness",
-    "jiang_magnitude_aware",
-    "certificate_centered",
-    "stochastic_test_error_centered",
-]
-OPTIMIZED = ["certificate_optimized", "stochastic_test_error_optimized"]
+QUANTITIES = BOUND_QUANTITIES
+OPTIMIZED = OPTIMIZED_QUANTITIES
 
 
 @dataclass
@@ -216,7 +209,7 @@ def hessian_trace(path: str | os.PathLike, epoch: int) -> float:
     Raises:
         ValueError: the table has no trace for ``epoch``.
     """
-    table = pd.read_csv(path)
+    table = read_table(path, "curvature")
     rows = table[(table["quantity"] == "trace") & (table["epoch"] == epoch)]
     if rows.empty:
         raise ValueError(f"{path} has no Hessian trace for epoch {epoch}")
