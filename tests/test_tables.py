@@ -312,3 +312,26 @@ def test_collect_tables_builds_runs_from_run_records(tmp_path):
     failed.write_text(json.dumps({**record, "status": "crashed"}))
     result = collect(tmp_path, output, old, failed)
     assert result.returncode != 0 and f"{failed}: run record, column 'status'" in result.stderr
+
+
+def test_completed_only_drops_left_out_runs_and_their_pairs():
+    from lossgeom.tables import completed_only, runs_note
+
+    runs = pd.DataFrame(
+        {
+            "experiment": ["e", "e", "e"],
+            "seed": [0, 1, 2],
+            "status": ["completed", "completed", "diverged"],
+            "reason": ["", "", "the minibatch loss became NaN or infinite in epoch 1"],
+        }
+    )
+    per_run = pd.DataFrame({"experiment": ["e"] * 3, "seed": [0, 1, 2], "value": [1.0, 2.0, 3.0]})
+    assert completed_only(per_run, runs).seed.tolist() == [0, 1]
+    pairs = pd.DataFrame({"experiment": ["e"] * 3, "seed_a": [0, 0, 1], "seed_b": [1, 2, 2]})
+    kept = completed_only(pairs, runs)
+    assert kept[["seed_a", "seed_b"]].values.tolist() == [[0, 1]]
+    assert runs_note(runs) == (
+        "Left out (1 of 3 runs): e seed 2 diverged "
+        "(the minibatch loss became NaN or infinite in epoch 1)."
+    )
+    assert completed_only(per_run.iloc[:0], runs).empty

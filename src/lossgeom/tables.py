@@ -390,3 +390,45 @@ __all__ = [
     "table_name",
     "validate_table",
 ]
+
+
+def left_out_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that did not complete (diverged or failed to train), with their reasons."""
+    return runs.loc[runs["status"] != "completed", ["experiment", "seed", "status", "reason"]]
+
+
+def runs_note(runs: pd.DataFrame) -> str:
+    """One sentence for a notebook: every run completed, or which were left out and why.
+
+    Example:
+        >>> runs = pd.DataFrame({"experiment": ["e", "e"], "seed": [0, 1],
+        ...                      "status": ["completed", "failed_to_train"],
+        ...                      "reason": ["", "final test accuracy 0.1 is at chance"]})
+        >>> runs_note(runs)
+        'Left out (1 of 2 runs): e seed 1 failed_to_train (final test accuracy 0.1 is at chance).'
+    """
+    bad = left_out_runs(runs)
+    if bad.empty:
+        return f"Every run completed ({len(runs)} of {len(runs)})."
+    items = "; ".join(
+        f"{r.experiment} seed {r.seed} {r.status} ({r.reason})" for r in bad.itertuples()
+    )
+    return f"Left out ({len(bad)} of {len(runs)} runs): {items}."
+
+
+def completed_only(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` that belong to completed runs only.
+
+    Rows are matched on ``experiment`` and ``seed`` (per-run tables) or on both of
+    ``seed_a`` and ``seed_b`` (pair tables: a pair is kept only when both runs completed).
+    """
+    done = runs.loc[runs["status"] == "completed", ["experiment", "seed"]]
+    keys = set(zip(done["experiment"], done["seed"], strict=True))
+    if "seed" in frame.columns:
+        mask = [(e, s) in keys for e, s in zip(frame["experiment"], frame["seed"], strict=True)]
+    else:
+        mask = [
+            (e, a) in keys and (e, b) in keys
+            for e, a, b in zip(frame["experiment"], frame["seed_a"], frame["seed_b"], strict=True)
+        ]
+    return frame.loc[np.asarray(mask, dtype=bool)].reset_index(drop=True)

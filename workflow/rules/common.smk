@@ -319,15 +319,16 @@ def bounds_flags(wildcards):
 
 
 # Each figure is drawn by one jupytext notebook from the tables it lists.
+# Every notebook also reads the runs table, to leave out (and name) runs that did not complete.
 FIGURES = {
-    "training_curves": ["training", "curvature"],
-    "landscape_2d": ["landscape"],
-    "landscape_1d": ["landscape"],
-    "spectral_density": ["density"],
-    "connectivity_paths": ["paths", "barriers"],
-    "connectivity_plane": ["plane", "barriers"],
-    "bounds_seeds": ["bounds", "bound_terms"],
-    "bounds_epochs": ["bounds", "curvature"],
+    "training_curves": ["runs", "training", "curvature"],
+    "landscape_2d": ["runs", "landscape"],
+    "landscape_1d": ["runs", "landscape"],
+    "spectral_density": ["runs", "density"],
+    "connectivity_paths": ["runs", "paths", "barriers"],
+    "connectivity_plane": ["runs", "plane", "barriers"],
+    "bounds_seeds": ["runs", "bounds", "bound_terms"],
+    "bounds_epochs": ["runs", "bounds", "curvature"],
 }
 TABLES = expand(
     "results/tables/{table}.csv",
