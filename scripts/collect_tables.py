@@ -27,8 +27,8 @@ RUN_KEYS = {
 }
 
 
-def run_row(path: Path) -> tuple[pd.DataFrame, str | None]:
-    """The runs row of one training job's run.json, checked, and the job's config hash."""
+def run_row(path: Path) -> tuple[pd.DataFrame, dict]:
+    """The runs row of one training job's run.json, checked, and the job's hash and device."""
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -40,7 +40,8 @@ def run_row(path: Path) -> tuple[pd.DataFrame, str | None]:
     row = {column: record[key] for column, key in RUN_KEYS.items()}
     row.update(reason=record.get("reason", ""), device=record.get("device"))
     frame = pd.DataFrame([row], columns=columns("runs"))
-    return validate_table(frame, "runs", path, lines=["run record"]), record.get("config_hash")
+    source = {key: record.get(key) for key in ("config_hash", "device")}
+    return validate_table(frame, "runs", path, lines=["run record"]), source
 
 
 def collect(name: str, inputs: list[str], output: str) -> tuple[pd.DataFrame | None, dict]:
@@ -55,9 +56,8 @@ def collect(name: str, inputs: list[str], output: str) -> tuple[pd.DataFrame | N
         else:
             frame = read_table(path, name)
             meta = path.with_name(path.name + ".meta.json")
-            sources[item] = (
-                json.loads(meta.read_text()).get("config_hash") if meta.exists() else None
-            )
+            record = json.loads(meta.read_text()) if meta.exists() else {}
+            sources[item] = {key: record.get(key) for key in ("config_hash", "device")}
         if not frame.empty:
             frames.append(frame)
     if not frames:

@@ -19,12 +19,15 @@ pytestmark = pytest.mark.workflow
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, config: str = "test.yaml", **variables: str
+) -> subprocess.CompletedProcess:
     env = {**os.environ}
     for variable in [
         name for name in env if name.startswith("LOSSGEOM_") and name.endswith("_MIRROR")
     ]:
         env.pop(variable)
+    env.update(variables)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     result = subprocess.run(
         [
@@ -35,7 +38,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
             str(workdir),
             "--configfile",
             str(REPO / "config" / "presets" / "smoke.yaml"),
-            str(workdir / "test.yaml"),
+            str(workdir / config),
             "--cores",
             "2",
             *args,
@@ -59,9 +62,17 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 def smoke_run(tmp_path_factory, synthetic_mirror):
     folder, checksums = synthetic_mirror
     workdir = tmp_path_factory.mktemp("workflow")
+    # Seed 2 blows up (lr 100) but stays finite: it must be marked failed_to_train and left
+    # out, with its reason, by every later stage and notebook while the others finish.
     (workdir / "test.yaml").write_text(
         yaml.safe_dump(
-            {"data": {"mirrors": {"mnist": str(folder)}, "checksums": {"mnist": checksums}}}
+            {
+                "data": {"mirrors": {"mnist": str(folder)}, "checksums": {"mnist": checksums}},
+                "seeds": [0, 1, 2],
+                "experiments": {
+                    "report_mlp": {"seed_overrides": [{"seed": 2, "optimizer": {"lr": 100.0}}]}
+                },
+            }
         )
     )
     dry = snakemake(workdir, "-n", "all")
@@ -129,18 +140,19 @@ def test_tables_have_the_stable_columns(smoke_run):
         pd.testing.assert_frame_equal(
             read[name], pd.read_csv(tables / f"{name}.csv"), check_dtype=False
         )
-    runs = read["runs"]
-    assert sorted(runs.seed) == [0, 1] and set(runs.status) == {"completed"}
-    assert set(runs.reason) == {""} and runs.diverged_epoch.isna().all()
+    runs = read["runs"].set_index("seed")
+    assert runs.status.to_dict() == {0: "completed", 1: "completed", 2: "failed_to_train"}
+    assert runs.reason[0] == runs.reason[1] == "" and runs.diverged_epoch.isna().all()
+    assert runs.reason[2].startswith("final training loss") and "at chance" in runs.reason[2]
     training = read["training"]
-    assert sorted(training.seed.unique()) == [0, 1] and sorted(training.epoch.unique()) == [0, 1, 2]
+    assert sorted(training.seed.unique()) == [0, 1, 2]
+    assert sorted(training.epoch.unique()) == [0, 1, 2]
     curvature = read["curvature"]
     assert set(curvature.quantity) == {"eig1", "eig2", "eig3", "trace"}
-    assert (
-        len(curvature) == 2 * 3 * 4
-        and curvature.value.notna().all()
-        and (curvature.n_hvp > 0).all()
-    )
+    assert len(curvature) == 3 * 3 * 4  # the failed seed's rows say NaN: it was left out
+    assert curvature[curvature.seed == 2].value.isna().all()
+    curvature = curvature[curvature.seed < 2]
+    assert curvature.value.notna().all() and (curvature.n_hvp > 0).all()
     eig = curvature[curvature.quantity.str.startswith("eig")].pivot_table(
         index=["seed", "epoch"], columns="quantity", values="value"
     )
@@ -166,8 +178,10 @@ def test_tables_have_the_stable_columns(smoke_run):
     assert sorted(paths[paths.path == "bezier"].t.unique()) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert len(read["plane"]) > 0
     bounds = read["bounds"]
+    assert sorted(bounds[bounds.epoch == 2].seed.unique()) == [0, 1, 2]  # every final epoch
+    assert bounds[bounds.seed == 2].value.isna().all()  # the failed run is left out
+    bounds = bounds[bounds.seed < 2]
     final = bounds[bounds.epoch == 2]
-    assert sorted(final.seed.unique()) == [0, 1]  # every seed's final weights
     assert sorted(bounds[bounds.seed == 0].epoch.unique()) == [
         0,
         1,
@@ -197,6 +211,7 @@ def test_tables_have_the_stable_columns(smoke_run):
     assert {"mc_seed", "mc_passes", "trials", "kl", "grid_size", "confidence"} <= set(terms.term)
     meta = json.loads((tables / "curvature.csv.meta.json").read_text())
     assert meta["config"]["top_k"] == 3 and "git_commit" in meta and meta["sources"]
+    assert all(source["device"].startswith("cpu") for source in meta["sources"].values())
 
 
 def test_notebooks_ran_without_errors(smoke_run):
@@ -339,3 +354,74 @@ def test_slurm_profile_routes_every_gpu_rule():
     assert wanted <= routed, (
         f"GPU rules missing from profiles/slurm/config.yaml: {sorted(wanted - routed)}"
     )
+
+
+def test_a_failed_run_is_named_everywhere_and_the_report_completes(smoke_run):
+    workdir, _ = smoke_run
+    index = (workdir / "results" / "index.html").read_text()
+    assert "1 of 3 runs did not complete</b>: report_mlp seed 2 (failed_to_train)" in index
+    for name in ("training_curves", "landscape_2d", "connectivity_paths", "bounds_seeds"):
+        assert f'<img src="figures/{name}.png"' in index
+    note = "Left out (1 of 3 runs): report_mlp seed 2 failed_to_train (final training loss"
+    for page in (workdir / "results" / "notebooks").glob("*.html"):
+        assert note in page.read_text(), page.name
+    log = (workdir / "logs" / "curvature" / "report_mlp_seed2_epoch1.log").read_text()
+    assert "the run failed to train (final training loss" in log
+
+
+def _copy(smoke_run, tmp_path):
+    import shutil
+
+    workdir, _ = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True)
+    return copy
+
+
+def test_a_deleted_weight_file_is_named_before_any_job(smoke_run, tmp_path):
+    copy = _copy(smoke_run, tmp_path)
+    weights = copy / "results" / "runs" / "report_mlp" / "seed0" / "weights"
+    (weights / "epoch1.pt").unlink()
+    result = snakemake(copy, "-n", "all", check=False)
+    assert result.returncode != 0
+    assert "weights/epoch1.pt is missing, but its run finished" in result.stderr + result.stdout
+
+
+def test_a_failing_job_leaves_no_output_or_sidecar(smoke_run, tmp_path):
+    from tests.conftest import flip_stored_byte
+
+    copy = _copy(smoke_run, tmp_path)
+    run = copy / "results" / "runs" / "report_mlp" / "seed0"
+    flip_stored_byte(run / "weights" / "epoch1.pt", "data/0", offset=2)
+    target = "results/runs/report_mlp/seed0/curvature/epoch1.csv"
+    result = snakemake(copy, "--force", target, check=False)
+    assert result.returncode != 0
+    log = (copy / "logs" / "curvature" / "report_mlp_seed0_epoch1.log").read_text()
+    assert "weights/epoch1.pt: content checksum mismatch" in log
+    assert not (copy / target).exists() and not (copy / f"{target}.meta.json").exists()
+
+
+def test_the_mirror_source_and_cli_lists_change_nothing(smoke_run, synthetic_mirror, tmp_path):
+    workdir, _ = smoke_run
+    folder, checksums = synthetic_mirror
+    settings = yaml.safe_load((workdir / "test.yaml").read_text())
+    del settings["data"]["mirrors"]  # the mirror now comes from the environment variable
+    (workdir / "env.yaml").write_text(yaml.safe_dump(settings))
+    result = snakemake(workdir, "-n", "all", config="env.yaml", LOSSGEOM_MNIST_MIRROR=str(folder))
+    planned = re.findall(r"^(\w+)\s+\d+$", result.stdout + result.stderr, flags=re.M)
+    assert set(planned) <= {"index", "all"}, planned  # the index names the config files
+    # --config lists arrive as YAML, not as strings the schema would refuse.
+    result = snakemake(workdir, "-n", "all", "--config", "seeds=[0, 1, 2]")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_the_readme_library_snippets_run(smoke_run):
+    workdir, _ = smoke_run
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    code = "\n".join(blocks).replace("epoch5.pt", "epoch2.pt")  # the smoke preset trains 2 epochs
+    code += "\nassert 0 <= cert.value <= 1 and top.values[0] >= top.values[1]\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -35,7 +35,8 @@ rule index:
     params:
         experiments=quoted_json({name: e["dataset"] for name, e in EXPERIMENTS.items()}),
         config_files=quoted_json(CONFIG_FILES),
-        config_hash=config_hash(config),
+        # What the results depend on: the config without the mirrors (where files came from).
+        config_hash=config_hash({**config, "data": {**config["data"], "mirrors": None}}),
     conda:
         ENVIRONMENT
     shell:
