@@ -35,6 +35,7 @@
 # **vacuous**: it says nothing. Values are never clipped.
 
 # %% tags=["parameters"]
+runs_table = "results/tables/runs.csv"
 bounds_table = "results/tables/bounds.csv"
 bound_terms_table = "results/tables/bound_terms.csv"
 figure_png = "results/figures/bounds_seeds.png"
@@ -46,15 +47,26 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
+from IPython.display import display
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from lossgeom.figures import save_figure
-from lossgeom.tables import read_table
+from lossgeom.figures import placeholder_figure, save_figure
+from lossgeom.tables import completed_only, read_table, runs_note
 
 VACUOUS = 0.9  # error of uniform guessing over 10 classes
+pd.set_option("display.max_columns", None)
+pd.set_option("display.width", 250)
+pd.set_option("display.max_rows", 500)
 sns.set_theme(context="notebook", style="whitegrid")
-bounds = read_table(bounds_table, "bounds")
-terms = read_table(bound_terms_table, "bound_terms")
+runs = read_table(runs_table, "runs")
+note = runs_note(runs)
+left_out = bool((runs.status != "completed").any())
+print(note)
+# A run that did not complete has NaN bounds: it is left out, never summarised as a network.
+bounds = completed_only(read_table(bounds_table, "bounds"), runs)
+terms = completed_only(read_table(bound_terms_table, "bound_terms"), runs)
 settings = json.loads(Path(bounds_table + ".meta.json").read_text())["config"]
 last = bounds.groupby("experiment").epoch.transform("max")
 final = bounds[bounds.epoch == last].copy()
@@ -64,12 +76,26 @@ print(
 )
 print("settings:", settings)
 infinite = final[np.isinf(final.value)]
-for row in infinite.itertuples():  # not drawn on a log axis, so named here
+for row in infinite.itertuples():  # not drawn on a log axis, so named here (and marked)
     print(
         f"{row.experiment} seed {row.seed}: {row.quantity} is infinite: no noise scale down to "
         f"{settings['jiang_upper']} / 2^{settings['jiang_steps']} keeps the accuracy drop within "
         f"{settings['jiang_target']}"
     )
+
+
+def tidy_log_axis(ax) -> None:
+    """A log axis spanning less than a decade labels its minor ticks, which crowd: few plain ticks."""
+    low, high = ax.get_ylim()
+    if ax.get_yscale() != "log" or low <= 0 or high / low >= 10:
+        return
+    locator = LogLocator(subs=(1, 1.5, 2, 3, 5, 7)) if high / low > 3 else MaxNLocator(3)
+    ax.yaxis.set_major_locator(locator)
+    ax.yaxis.set_major_formatter(
+        FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1000 else f"{value:.3g}")
+    )
+    ax.yaxis.set_minor_locator(NullLocator())
+
 
 # %%
 wide = final.pivot_table(index=["experiment", "seed"], columns="quantity", values="value")
@@ -92,67 +118,97 @@ labels = {
     "jiang_sharpness": "Jiang sharpness measure",
     "jiang_magnitude_aware": "Jiang magnitude-aware measure",
 }
-fig, axes = plt.subplots(
-    1,
-    1 + len(measures),
-    figsize=(5.5 + 4 * len(measures), 4.8),
-    gridspec_kw={"width_ratios": [2] + [1] * len(measures)},
-)
-ax = axes[0]
-long = final[final.quantity.isin(errors)].copy()
-long["what"] = long.quantity.map(labels)
-sns.stripplot(
-    data=long,
-    x="what",
-    y="value",
-    hue="seed",
-    order=[labels[q] for q in errors],
-    dodge=True,
-    size=8,
-    palette="deep",
-    ax=ax,
-)
-ax.axhline(VACUOUS, color="crimson", ls="--", lw=1, label="vacuous (>= 0.9, uniform guessing)")
-for i, quantity in enumerate(errors):  # the mean over seeds, written above each group
-    mean = final[final.quantity == quantity].value.mean()
-    ax.annotate(
-        f"{mean:.3f}",
-        (i, mean),
-        xytext=(0, 12),
-        textcoords="offset points",
-        ha="center",
-        fontsize=9,
+if final.empty or "test_error" not in wide:
+    fig = placeholder_figure(f"No bound to draw: no run behind them completed.\n{note}")
+else:
+    fig, axes = plt.subplots(
+        1,
+        1 + len(measures),
+        figsize=(5.5 + 4.3 * len(measures), 5.2 + 0.4 * left_out),
+        gridspec_kw={"width_ratios": [2] + [1] * len(measures)},
+        squeeze=False,
     )
-ax.set(
-    yscale="log",
-    xlabel="",
-    ylabel="0-1 error (fraction wrong, log scale)",
-    title="Certificates and the errors they bound",
-)
-ax.tick_params(axis="x", labelsize=8)
-ax.legend(title="seed", fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
-for ax, measure in zip(axes[1:], measures, strict=True):
-    sub = wide.reset_index()
-    sns.scatterplot(
-        data=sub,
-        x="test_error",
-        y=measure,
+    axes = axes[0]
+    ax = axes[0]
+    long = final[final.quantity.isin(errors)].copy()
+    long["what"] = long.quantity.map(labels)
+    sns.stripplot(
+        data=long,
+        x="what",
+        y="value",
         hue="seed",
-        style="experiment",
+        order=[labels[q] for q in errors],
+        dodge=True,
+        size=8,
         palette="deep",
-        s=80,
         ax=ax,
-        legend=False,
     )
+    ax.axhline(VACUOUS, color="crimson", ls="--", lw=1, label="vacuous (>= 0.9, uniform guessing)")
+    for i, quantity in enumerate(errors):  # the mean over seeds, written above each group
+        mean = final[final.quantity == quantity].value.mean()
+        ax.annotate(
+            f"{mean:.3f}",
+            (i, mean),
+            xytext=(0, 12),
+            textcoords="offset points",
+            ha="center",
+            fontsize=9,
+        )
     ax.set(
-        xlabel="test error (fraction wrong)",
-        ylabel=labels[measure].format(eps=settings["eps"]),
-        title=labels[measure].split(" (")[0],
+        yscale="log",
+        xlabel="",
+        ylabel="0-1 error (fraction wrong, log scale)",
+        title="Certificates and the errors they bound",
     )
-    if measure != "proxy":
-        ax.set_yscale("log")
-fig.suptitle("Generalisation at each seed's final weights (one point per seed)")
-fig.tight_layout()
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(title="seed", fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
+    sub = wide.reset_index()
+    for ax, measure in zip(axes[1:], measures, strict=True):
+        sns.scatterplot(
+            data=sub,
+            x="test_error",
+            y=measure,
+            hue="seed",
+            style="experiment",
+            palette="deep",
+            s=80,
+            ax=ax,
+            legend=False,
+        )
+        title = labels[measure].split(" (")[0]
+        ax.set(
+            xlabel="test error (fraction wrong)",
+            ylabel=labels[measure].format(eps=settings["eps"]),
+            title=title,
+        )
+        if measure != "proxy":
+            ax.set(yscale="log", ylabel="measure (unitless, log scale)")
+        infinite = sub.test_error[np.isinf(sub[measure])]
+        if len(infinite):  # a log axis drops them: room above the finite values, a mark there
+            low, high = ax.get_ylim()
+            log = ax.get_yscale() == "log"
+            ax.set_ylim(low, high * (high / low) ** 0.2 if log else high + 0.2 * (high - low))
+            where = ax.get_xaxis_transform()  # x in data, y in axes fraction
+            ax.plot(infinite, [0.95] * len(infinite), "^", color="crimson", ms=9, transform=where)
+            for x in infinite:
+                ax.annotate(
+                    "inf",
+                    (x, 0.95),
+                    xycoords=where,
+                    xytext=(0, -10),
+                    textcoords="offset points",
+                    ha="center",
+                    va="top",
+                    color="crimson",
+                    fontsize=8,
+                )
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        tidy_log_axis(ax)
+    tidy_log_axis(axes[0])
+    fig.suptitle("Generalisation at each seed's final weights (one point per seed)")
+    if left_out:  # say under the figure which runs it leaves out
+        fig.text(0.01, 0.005, note, fontsize=9, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.4 * left_out / fig.get_figheight(), 1, 1))
 save_figure(fig, figure_png, figure_pdf)
 
 # %% [markdown]
@@ -161,52 +217,60 @@ save_figure(fig, figure_png, figure_pdf)
 # per seed, on a log scale, with the mean over seeds written above each group; the dashed line
 # marks vacuity. Right: the report's proxy and Jiang
 # et al.'s measures against the test error (one point per seed; the measures are unitless
-# complexity scores, the proxy is in the report's arbitrary units).
+# complexity scores, the proxy is in the report's arbitrary units; an infinite measure, which
+# a log axis cannot show, is a red triangle marked "inf" at the top of its panel). Only runs
+# that completed are drawn and summarised: a run that diverged or failed to train has no
+# meaningful bound (named at the top, and under the figure when there are any).
 #
 # ## Every bound with its delta, m and n
 
 # %%
 certs = final[final.quantity.str.startswith("certificate")].copy()
-term_wide = final_terms.pivot_table(
-    index=["experiment", "seed", "quantity"], columns="term", values="value"
-)
-certs = certs.join(
-    term_wide.drop(columns=[c for c in term_wide if c in certs]),
-    on=["experiment", "seed", "quantity"],
-)
-certs["Q_test_error"] = [
-    wide.loc[(e, s), q.replace("certificate", "stochastic_test_error")]
-    for e, s, q in zip(certs.experiment, certs.seed, certs.quantity, strict=True)
-]
-certs["network_test_error"] = [
-    wide.loc[(e, s), "test_error"] for e, s in zip(certs.experiment, certs.seed, strict=True)
-]
-certs["holds"] = certs.value >= certs.Q_test_error
-certs["verdict"] = np.where(certs.value >= VACUOUS, "vacuous", "non-vacuous")
-columns = [
-    "experiment",
-    "seed",
-    "quantity",
-    "value",
-    "verdict",
-    "Q_test_error",
-    "network_test_error",
-    "holds",
-    "delta",
-    "delta_prime",
-    "confidence",
-    "n",
-    "mc_samples",
-    "trials",
-    "mc_error",
-    "empirical_bound",
-    "empirical_bound_per_pass",
-    "kl",
-    "grid_size",
-    "prior_sigma",
-    "mc_seed",
-]
-certs[[c for c in columns if c in certs]].sort_values(["quantity", "experiment", "seed"])
+if certs.empty:
+    print(f"No certificate: no completed run has one. {note}")
+else:
+    term_wide = final_terms.pivot_table(
+        index=["experiment", "seed", "quantity"], columns="term", values="value"
+    )
+    certs = certs.join(
+        term_wide.drop(columns=[c for c in term_wide if c in certs]),
+        on=["experiment", "seed", "quantity"],
+    )
+    certs["Q_test_error"] = [
+        wide.loc[(e, s), q.replace("certificate", "stochastic_test_error")]
+        for e, s, q in zip(certs.experiment, certs.seed, certs.quantity, strict=True)
+    ]
+    certs["network_test_error"] = [
+        wide.loc[(e, s), "test_error"] for e, s in zip(certs.experiment, certs.seed, strict=True)
+    ]
+    certs["holds"] = certs.value >= certs.Q_test_error
+    certs["verdict"] = np.where(certs.value >= VACUOUS, "vacuous", "non-vacuous")
+    columns = [
+        "experiment",
+        "seed",
+        "quantity",
+        "value",
+        "verdict",
+        "Q_test_error",
+        "network_test_error",
+        "holds",
+        "delta",
+        "delta_prime",
+        "confidence",
+        "n",
+        "mc_samples",
+        "trials",
+        "mc_error",
+        "empirical_bound",
+        "empirical_bound_per_pass",
+        "kl",
+        "grid_size",
+        "prior_sigma",
+        "mc_seed",
+    ]
+    display(
+        certs[[c for c in columns if c in certs]].sort_values(["quantity", "experiment", "seed"])
+    )
 
 # %%
 for row in certs.itertuples():
@@ -215,9 +279,11 @@ for row in certs.itertuples():
         f"{row.experiment} seed {row.seed} {row.quantity}: {row.value:.4f} ({row.verdict}) vs test error "
         f"of Q {row.Q_test_error:.4f}: {status}"
     )
-print(
-    f"every certificate >= the test error of the classifier it certifies: {bool(certs.holds.all())}"
-)
+if not certs.empty:
+    print(
+        f"every certificate >= the test error of the classifier it certifies: {bool(certs.holds.all())}"
+    )
+print(note)
 
 # %% [markdown]
 # `confidence` = 1 - delta - delta'. `n` counts the training samples behind the certificate
@@ -231,10 +297,20 @@ print(
 # ## Measures and errors per seed
 
 # %%
-wide[errors + measures]
+if wide.empty:
+    print(f"No measures: no run behind them completed. {note}")
+else:
+    display(wide[errors + measures])
 
 # %% [markdown]
 # ## Every term behind the numbers (final weights)
 
 # %%
-final_terms.pivot_table(index=["quantity", "term"], columns=["experiment", "seed"], values="value")
+if final_terms.empty:
+    print(f"No terms: no run behind them completed. {note}")
+else:
+    display(
+        final_terms.pivot_table(
+            index=["quantity", "term"], columns=["experiment", "seed"], values="value"
+        )
+    )

@@ -1,7 +1,9 @@
 """Execute a jupytext notebook with papermill and export it to HTML.
 
 Parameters are passed as NAME=VALUE pairs (values are strings: table and figure paths).
-The run fails, leaving no output behind, if any cell raises.
+The run fails, leaving no output behind, if any cell raises. The notebook's own cell tagged
+"parameters" (its defaults) is dropped from the outputs: papermill's injected cell after it
+shows the values the run used, so the HTML shows the parameters once.
 """
 
 import argparse
@@ -60,6 +62,11 @@ def main() -> int:
             start_timeout=600,
         )  # a loaded 2-core machine starts kernels slowly
         notebook = nbformat.read(executed, as_version=4)
+    tags = [c.metadata.get("tags", []) for c in notebook.cells]
+    if any("injected-parameters" in t for t in tags):  # it shows the values the run used
+        notebook.cells = [
+            c for c, t in zip(notebook.cells, tags, strict=True) if "parameters" not in t
+        ]
     errors = [
         o
         for c in notebook.cells

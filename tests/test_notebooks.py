@@ -1,0 +1,333 @@
+"""Every notebook runs, and says so, when runs did not complete (scenarios 2 and 3).
+
+Scenario 2: seeds 0, 1 and 2 of one experiment, seed 1 failed to train; what is left is partial
+(two seeds, one connectivity pair: 0-2). Scenario 3: every run failed; every table the later
+stages write for them is header-only or NaN, so each notebook draws a placeholder figure and
+prints sentences instead of tables. The tables are small synthetic ones with the declared
+columns (lossgeom.tables.TABLES); the notebooks run through scripts/run_notebook.py, as the
+workflow runs them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossgeom.tables import (
+    BOUND_QUANTITIES,
+    OPTIMIZED_QUANTITIES,
+    columns,
+    read_table,
+    runs_note,
+)
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.workflow
+EXPERIMENT = "e"
+SEEDS = [0, 1, 2]
+EPOCHS = [0, 1, 2]
+REASON = "final test accuracy 0.1000 is at chance (0.1000 + margin 0.05)"
+SETTINGS = {  # the .meta.json sidecars' config: only the keys the notebooks read
+    "bounds": {"eps": 1.0, "jiang_upper": 2.0, "jiang_steps": 15, "jiang_target": 0.1},
+    "curvature": {"top_k": 3},
+    "density": {"n_iter": 10},
+    "barriers": {"n_points": 5},
+}
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
+
+
+def per_run(seeds, rows):
+    """Rows for every (seed, row) with experiment and seed in front."""
+    return [{"experiment": EXPERIMENT, "seed": s, **row} for s in seeds for row in rows]
+
+
+def training_rows() -> list[dict]:
+    rows = []
+    for epoch in EPOCHS:
+        for split in ("train", "test"):
+            rows.append(
+                {"epoch": epoch, "split": split, "metric": "loss", "value": 2.3 / (1 + epoch)}
+            )
+            rows.append(
+                {"epoch": epoch, "split": split, "metric": "accuracy", "value": 0.1 + 0.3 * epoch}
+            )
+    return rows
+
+
+def curvature_rows(value: float) -> list[dict]:
+    rows = []
+    for epoch in EPOCHS:
+        for k in (1, 2, 3):
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "quantity": f"eig{k}",
+                    "value": value / k / (1 + epoch),
+                    "stderr": np.nan,
+                    "n_hvp": 20,
+                    "seconds": 1.0,
+                }
+            )
+        rows.append(
+            {
+                "epoch": epoch,
+                "quantity": "trace",
+                "value": 10 * value / (1 + epoch),
+                "stderr": 0.5,
+                "n_hvp": 60,
+                "seconds": 2.0,
+            }
+        )
+    return rows
+
+
+def density_rows() -> list[dict]:
+    grid = np.linspace(-1, 6, 30)
+    density = np.exp(-(grid**2) / 0.1) + 1e-5 * np.exp(-((grid - 5.5) ** 2) / 0.1)
+    return [
+        {"epoch": epoch, "eigenvalue": x, "density": d, "sigma": 0.1, "n_hvp": 100, "seconds": 3.0}
+        for epoch in (0, 2)
+        for x, d in zip(grid, density, strict=True)
+    ]
+
+
+def slice_value(kind: str, metric: str, a: float, b: float) -> float:
+    """A bowl; the hessian loss slice is constant, so it is drawn without contours."""
+    if metric == "accuracy":
+        return 0.9 - 0.1 * (a * a + b * b)
+    return 0.7 if kind == "hessian" else 0.3 + a * a + 2 * b * b
+
+
+def landscape_rows() -> list[dict]:
+    axis = np.linspace(-1, 1, 5)
+    rows = []
+    for kind in ("random", "filter", "hessian"):
+        for split in ("train", "test"):
+            for metric in ("loss", "accuracy"):
+                common = {"directions": kind, "split": split, "metric": metric}
+                for a in axis:
+                    rows += [
+                        {
+                            **common,
+                            "slice": "2d",
+                            "alpha": a,
+                            "beta": b,
+                            "value": slice_value(kind, metric, a, b),
+                        }
+                        for b in axis
+                    ]
+                    rows.append(
+                        {
+                            **common,
+                            "slice": "1d_alpha",
+                            "alpha": a,
+                            "beta": 0.0,
+                            "value": slice_value(kind, metric, a, 0.0),
+                        }
+                    )
+                    rows.append(
+                        {
+                            **common,
+                            "slice": "1d_beta",
+                            "alpha": 0.0,
+                            "beta": a,
+                            "value": slice_value(kind, metric, 0.0, a),
+                        }
+                    )
+    return rows
+
+
+def pair_tables(pairs) -> dict[str, list[dict]]:
+    kinds = ["linear", "aligned", "bezier", "aligned_bezier"]
+    combos = [(s, m) for s in ("train", "test") for m in ("loss", "error")]
+    paths, barriers, plane = [], [], []
+    for a, b in pairs:
+        pair = {"experiment": EXPERIMENT, "seed_a": a, "seed_b": b}
+        for split, metric in combos:
+            for kind in kinds:
+                paths += [
+                    {
+                        **pair,
+                        "path": kind,
+                        "t": t,
+                        "split": split,
+                        "metric": metric,
+                        "value": 0.2 + (kind == "linear") * t * (1 - t),
+                    }
+                    for t in np.linspace(0, 1, 5)
+                ]
+                barriers.append(
+                    {
+                        **pair,
+                        "path": kind,
+                        "split": split,
+                        "metric": metric,
+                        "barrier": 0.25 * (kind == "linear"),
+                    }
+                )
+            plane += [
+                {
+                    **pair,
+                    "u": u,
+                    "v": v,
+                    "split": split,
+                    "metric": metric,
+                    "value": 0.2 + v * v + u * (1 - u),
+                    "bend_u": 0.5,
+                    "bend_v": 0.2,
+                }
+                for u in np.linspace(-0.2, 1.2, 4)
+                for v in np.linspace(-0.2, 0.4, 4)
+            ]
+    return {"paths": paths, "barriers": barriers, "plane": plane}
+
+
+def bounds_rows(seed: int, failed: bool) -> tuple[list[dict], list[dict]]:
+    """The bounds stage's rows of a seed: every epoch for seed 0 (tracked), else the last."""
+    rows, terms = [], []
+    for epoch in EPOCHS if seed == 0 else EPOCHS[-1:]:
+        quantities = BOUND_QUANTITIES + (OPTIMIZED_QUANTITIES if epoch == EPOCHS[-1] else [])
+        for i, quantity in enumerate(quantities):
+            value = np.nan if failed else 0.1 + 0.05 * i + 0.01 * seed
+            if quantity.startswith("jiang"):
+                value = np.nan if failed else 100.0 * (1 + epoch) + seed
+                if seed == 0 and epoch == 1 and quantity == "jiang_sharpness":
+                    value = np.inf  # no noise scale found: marked, not silently dropped
+            certificate = quantity.startswith("certificate")
+            rows.append(
+                {
+                    "experiment": EXPERIMENT,
+                    "seed": seed,
+                    "epoch": epoch,
+                    "quantity": quantity,
+                    "value": value,
+                    "delta": 0.025 if certificate else np.nan,
+                    "n": 1000,
+                    "mc_samples": 10,
+                }
+            )
+            for term in ("mc_error", "kl", "confidence") if certificate else ():
+                terms.append(
+                    {
+                        "experiment": EXPERIMENT,
+                        "seed": seed,
+                        "epoch": epoch,
+                        "quantity": quantity,
+                        "term": term,
+                        "value": np.nan if failed else 0.5,
+                    }
+                )
+    return rows, terms
+
+
+def write_scenario(folder: Path, failed: set[int]) -> pd.DataFrame:
+    """Write every stable table of a run where the seeds in ``failed`` failed to train."""
+    done = [s for s in SEEDS if s not in failed]
+    runs = pd.DataFrame(
+        [
+            {
+                "experiment": EXPERIMENT,
+                "seed": s,
+                "status": "failed_to_train" if s in failed else "completed",
+                "diverged_epoch": None,
+                "reason": REASON if s in failed else "",
+                "seconds": 1.0,
+                "device": "cpu",
+                "config_hash": "abc",
+                "git_commit": "def",
+            }
+            for s in SEEDS
+        ]
+    )
+    curvature = [
+        r for s in SEEDS for r in per_run([s], curvature_rows(np.nan if s in failed else 5.0 + s))
+    ]
+    bounds, terms = zip(*(bounds_rows(s, s in failed) for s in SEEDS), strict=True)
+    pairs = [(a, b) for a in done for b in done if a < b]
+    tables = {
+        "runs": runs,
+        "training": per_run(SEEDS, training_rows()),  # written for failed runs too
+        "curvature": curvature,
+        "density": per_run(done, density_rows()),
+        "landscape": per_run(done, landscape_rows()),
+        "bounds": sum(bounds, []),
+        "bound_terms": sum(terms, []),
+        **pair_tables(pairs),
+    }
+    for name, rows in tables.items():
+        frame = pd.DataFrame(rows, columns=columns(name))
+        path = folder / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        read_table(path, name)  # every table is valid, header-only ones included
+        config = SETTINGS.get(name, {})
+        (folder / f"{name}.csv.meta.json").write_text(json.dumps({"config": config}))
+    return read_table(folder / "runs.csv", "runs")
+
+
+def parameters(notebook: Path) -> list[str]:
+    """The names in a notebook's cell tagged "parameters"."""
+    text = notebook.read_text()
+    cell = text.split('# %% tags=["parameters"]', 1)[1].split("# %%", 1)[0]
+    return re.findall(r"^(\w+) = ", cell, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "failed", [pytest.param({1}, id="one-seed-failed"), pytest.param(set(SEEDS), id="all-failed")]
+)
+def test_every_notebook_runs_and_names_the_runs_left_out(tmp_path, failed):
+    tables, out = tmp_path / "tables", tmp_path / "out"
+    tables.mkdir()
+    out.mkdir()
+    note = runs_note(write_scenario(tables, failed))
+    assert len(NOTEBOOKS) == 8
+    problems = []
+    for notebook in NOTEBOOKS:  # one at a time: each starts its own kernel
+        names = parameters(notebook)
+        assert "runs_table" in names, notebook.name
+        name = notebook.stem
+        args = [
+            f"{p}={tables / (p.removesuffix('_table') + '.csv')}"
+            for p in names
+            if p.endswith("_table")
+        ]
+        args += [f"figure_png={out / (name + '.png')}", f"figure_pdf={out / (name + '.pdf')}"]
+        args += ["tracked_seed=0"] if "tracked_seed" in names else []
+        ipynb, page = out / f"{name}.ipynb", out / f"{name}.html"
+        command = [
+            sys.executable,
+            str(REPO / "scripts" / "run_notebook.py"),
+            str(notebook),
+            "--ipynb",
+            str(ipynb),
+            "--html",
+            str(page),
+        ]
+        for arg in args:
+            command += ["-p", arg]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            problems.append(f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}")
+            continue
+        body = page.read_text()
+        executed = nbformat.read(ipynb, as_version=4)
+        tags = [t for c in executed.cells for t in c.metadata.get("tags", [])]
+        if html.escape(note) not in body and note not in body:
+            problems.append(f"{name}: the HTML does not say which runs were left out")
+        if (
+            "results/tables/runs.csv" in body  # the default value, shown by the tagged cell
+            or tags.count("parameters")
+            or tags.count("injected-parameters") != 1
+        ):
+            problems.append(f"{name}: the parameters cell is shown twice (defaults and injected)")
+        if not (out / f"{name}.png").stat().st_size or not (out / f"{name}.pdf").stat().st_size:
+            problems.append(f"{name}: no figure")
+    assert not problems, "\n".join(problems)
