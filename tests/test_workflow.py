@@ -425,3 +425,16 @@ def test_the_readme_library_snippets_run(smoke_run):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=workdir
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_select_experiments_runs_only_the_named_ones(tmp_path, synthetic_mirror):
+    folder, checksums = synthetic_mirror
+    config = {
+        "data": {"mirrors": {"mnist": str(folder)}, "checksums": {"mnist": checksums}},
+        "experiments": {"tiny": {"model": {"hidden": [8]}, "epochs": 1}},
+        "select_experiments": ["tiny"],
+    }
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "all")
+    planned = result.stdout + result.stderr
+    assert "experiment=tiny" in planned and "report_mlp" not in planned
