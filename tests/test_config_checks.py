@@ -168,6 +168,29 @@ def test_bad_experiment_name_is_named():
     assert rejected(config).startswith("experiments: the name '1st' is not allowed")
 
 
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        (("seeds",), [0, 1.0], "seeds[1]: 1.0 is not of type 'integer'"),
+        (("threads",), 2.0, "threads: 2.0 is not of type 'integer'"),
+        (("experiments", "report_mlp", "epochs"), 2.0, "experiments.report_mlp.epochs: 2.0 is"),
+        (("landscape", "resolution"), 5.0, "landscape.resolution: 5.0 is not of type 'integer'"),
+    ],
+)
+def test_a_float_is_not_an_integer(path, value, message):
+    """JSON Schema counts 2.0 as an integer; the jobs would get "2.0" and fail (or not parse)."""
+    config = default_config()
+    section = config
+    for key in path[:-1]:
+        section = section[key]
+    section[path[-1]] = value
+    assert rejected(config).startswith(message)
+    section[path[-1]] = [0, 1] if path == ("seeds",) else int(value)
+    checked(config)
+    config["experiments"]["report_mlp"]["optimizer"]["lr"] = 1  # an int is still a number
+    checked(config)
+
+
 # ----------------------------------------------------------------------------- semantics
 
 
@@ -215,6 +238,25 @@ def test_residual_widths_rejected_exactly_where_build_model_rejects_them(hidden)
 
 def test_unequal_widths_pass_without_residual():
     checked(with_experiment(model={"hidden": [8, 4], "residual": False}))
+
+
+def test_nesterov_needs_sgd_with_momentum_seed_overrides_included():
+    """torch.optim.SGD refuses Nesterov without momentum at the first job; Adam ignores it."""
+    with pytest.raises(ValueError, match="Nesterov momentum requires a momentum"):
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, nesterov=True)
+    checked(with_experiment(optimizer={"nesterov": True, "momentum": 0.9}))
+    message = rejected(with_experiment(optimizer={"nesterov": True, "momentum": 0.0}))
+    assert message == (
+        "experiments.report_mlp.optimizer.nesterov: true needs momentum > 0, got 0.0"
+    )
+    message = rejected(with_experiment(optimizer={"name": "adam", "nesterov": True}))
+    assert message.startswith("experiments.report_mlp.optimizer.nesterov: true needs name: sgd")
+    overrides = [{"seed": 1, "optimizer": {"momentum": 0.0}}]
+    checked(with_experiment(seed_overrides=overrides))
+    config = with_experiment(optimizer={"nesterov": True}, seed_overrides=overrides)
+    assert rejected(config).startswith(
+        "experiments.report_mlp.seed_overrides[0].optimizer.nesterov: true needs momentum > 0"
+    )
 
 
 def test_connectivity_cannot_run_without_a_hidden_layer():
@@ -297,6 +339,24 @@ def test_data_root_must_name_a_folder(root):
     assert rejected(config) == f"data.root: must name a folder, got {root!r}"
 
 
+def test_data_root_must_not_be_a_file(tmp_path):
+    config = default_config()
+    config["data"]["root"] = str(tmp_path / "absent")  # created by the first job
+    checked(copy.deepcopy(config))
+    (tmp_path / "a_file").write_text("x")
+    config["data"]["root"] = str(tmp_path / "a_file")
+    assert rejected(config) == f"data.root: {tmp_path / 'a_file'} is a file, not a folder"
+
+
+@pytest.mark.parametrize("folder", ["", "  "])
+def test_an_empty_mirror_entry_is_rejected_not_downloaded(folder):
+    config = default_config()
+    config["data"]["mirrors"] = {"mnist": None}  # null: download
+    checked(copy.deepcopy(config))
+    config["data"]["mirrors"] = {"mnist": folder}
+    assert rejected(config).startswith(f"data.mirrors.mnist: must name a folder, got {folder!r}")
+
+
 def test_connectivity_needs_two_seeds():
     config = default_config()
     config["seeds"] = [0]
@@ -305,6 +365,16 @@ def test_connectivity_needs_two_seeds():
     )
     config["seeds"] = [0, 1]
     checked(config)
+
+
+def test_connectivity_pairs_are_not_empty_nor_repeated():
+    config = default_config()
+    config["connectivity"] = {"pairs": [[0, 1], [1, 2]]}
+    checked(copy.deepcopy(config))
+    config["connectivity"] = {"pairs": []}
+    assert rejected(copy.deepcopy(config)).startswith("connectivity.pairs: [] names no pair")
+    config["connectivity"] = {"pairs": [[0, 1], [1, 2], [0, 1]]}
+    assert rejected(config) == "connectivity.pairs[2]: [0, 1] is named twice"
 
 
 def test_hessian_directions_need_two_eigenvectors():
@@ -333,3 +403,14 @@ def test_yaml_syntax_errors_name_the_file_and_line(tmp_path):
         load_yaml(path)
     path.write_text("seeds: [0, 1]\n")
     assert load_yaml(path) == {"seeds": [0, 1]}
+
+
+def test_yaml_keys_named_twice_name_the_file_and_line(tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_text("landscape: {span: 0.5}\nseeds: [0, 1]\nlandscape: {resolution: 3}\n")
+    with pytest.raises(ConfigError) as error:
+        load_yaml(path)
+    assert str(error.value).startswith(f"{path}, line 3, column 1: YAML syntax error: duplicate")
+    assert "'landscape' (first at line 1)" in str(error.value)
+    path.write_text("a: {b: 1}\nc: {b: 2}\nd: [{e: 1}, {e: 2}]\n")  # the same key in two maps
+    assert load_yaml(path) == {"a": {"b": 1}, "c": {"b": 2}, "d": [{"e": 1}, {"e": 2}]}

@@ -7,8 +7,9 @@ value and the reason, and fits on a line or two (no schema dump). In order:
 
 1. :func:`check_finite`: no NaN or infinity anywhere (YAML ``.nan``, ``.inf``), which the
    schema's bounds would misreport or let through.
-2. :func:`validate_config`: the JSON schema (draft 2020-12); an unknown key is named with
-   its parent and the allowed keys. Snakemake's own ``validate`` then fills the defaults.
+2. :func:`validate_config`: the JSON schema (draft 2020-12), except that a float such as
+   ``2.0`` is no integer; an unknown key is named with its parent and the allowed keys.
+   Snakemake's own ``validate`` then fills the defaults.
 3. :func:`check_semantics`: what the schema cannot say (dataset sizes and files, model
    shapes the later stages need, seeds for the pair tables).
 
@@ -21,7 +22,8 @@ prints PyYAML's message with the file, line and column in the chained traceback.
 ``configfile:`` directive's file (``config/config.yaml``) is read when the Snakefile
 reaches the directive, before ``common.smk`` is included: a :func:`load_yaml` call above the
 directive in the Snakefile names its file and line; it only ever runs once every
-``--configfile`` has parsed.
+``--configfile`` has parsed. :func:`load_yaml` also refuses a key named twice in one mapping,
+which every YAML loader (Snakemake's included) resolves silently by keeping the last.
 
 ``snakemake --config key=value`` reads values with YAML's BaseLoader (strings inside lists
 and mappings); :func:`coerce_cli_values` reads them again as YAML before the checks.
@@ -75,15 +77,43 @@ def key_path(parts: Iterable[Any]) -> str:
     return text
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a mapping may not name a key twice."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    """Construct a mapping, refusing a repeated key (PyYAML would keep the last silently)."""
+    first: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            seen = first.setdefault(key, key_node.start_mark)
+        except TypeError:  # an unhashable key: construct_mapping names it
+            continue
+        if seen is not key_node.start_mark:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen.line + 1}); the last would win",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_yaml(path: str | os.PathLike) -> Any:
     """Parse a YAML (or JSON) file; a syntax error names the file, line and column.
 
+    A key named twice in one mapping is an error too (YAML loaders keep the last silently).
+
     Raises:
-        ConfigError: the file does not parse.
+        ConfigError: the file does not parse, or repeats a key.
     """
     text = Path(path).read_text(encoding="utf-8")
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -155,8 +185,18 @@ def check_finite(config: Mapping[str, Any]) -> None:
 # ----------------------------------------------------------------------------- schema
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """JSON Schema's ``integer``, without floats: ``2.0`` would reach a job as ``"2.0"``."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 def _with_defaults(validator_class: Any) -> Any:
-    """The validator class that fills defaults as it goes, as Snakemake's ``validate`` does."""
+    """The validator class that fills defaults as it goes, as Snakemake's ``validate`` does.
+
+    Unlike JSON Schema (and Snakemake), it takes no float as an ``integer``: ``epochs: 2.0``
+    would fail at parse time without naming the key, and ``threads: 2.0`` or ``resolution:
+    5.0`` in a job (flags are read with ``int``), so each is named here.
+    """
     from jsonschema import validators
 
     check_properties = validator_class.VALIDATORS["properties"]
@@ -168,7 +208,8 @@ def _with_defaults(validator_class: Any) -> Any:
                     instance.setdefault(name, copy.deepcopy(subschema["default"]))
         yield from check_properties(validator, properties, instance, schema)
 
-    return validators.extend(validator_class, {"properties": fill})
+    types = validator_class.TYPE_CHECKER.redefine("integer", _is_integer)
+    return validators.extend(validator_class, {"properties": fill}, type_checker=types)
 
 
 def _unknown_key_message(error: Any) -> str:
@@ -227,9 +268,36 @@ def validate_config(config: dict, schema_path: str | os.PathLike) -> None:
 # ----------------------------------------------------------------------------- semantics
 
 
+def _check_optimizers(key: str, experiment: Mapping[str, Any]) -> None:
+    """The experiment's optimiser, and each seed's with its override applied, as run.
+
+    ``nesterov: true`` needs SGD with momentum: PyTorch's SGD refuses it without momentum
+    (at the first training job), and Adam would ignore it silently.
+    """
+    optimizer = experiment["optimizer"]
+    runs = [(f"{key}.optimizer", optimizer)] + [
+        (f"{key}.seed_overrides[{i}].optimizer", {**optimizer, **override["optimizer"]})
+        for i, override in enumerate(experiment.get("seed_overrides") or [])
+        if "optimizer" in override
+    ]
+    for where, spec in runs:
+        if not spec.get("nesterov"):
+            continue
+        if spec.get("name", "sgd") != "sgd":
+            raise ConfigError(
+                f"{where}.nesterov: true needs name: sgd; {spec['name']} has no Nesterov "
+                "variant and would ignore it"
+            )
+        if not spec.get("momentum"):
+            raise ConfigError(
+                f"{where}.nesterov: true needs momentum > 0, got {spec.get('momentum', 0.0)}"
+            )
+
+
 def _check_experiment(name: str, experiment: Mapping[str, Any], datasets: Mapping) -> None:
-    """One experiment: batch size, and model shapes that the later stages can run."""
+    """One experiment: batch size, optimisers, and model shapes the later stages can run."""
     key = f"experiments.{name}"
+    _check_optimizers(key, experiment)
     model = experiment["model"]
     hidden = list(model.get("hidden", []))
     info = datasets.get(experiment["dataset"])  # an unknown one: the workflow says so
@@ -293,6 +361,12 @@ def _used_datasets(config: Mapping[str, Any], datasets: Mapping) -> list[str]:
 def _check_mirrors(config: Mapping[str, Any], datasets: Mapping) -> None:
     """The mirror folder each dataset that runs will use exists and holds its four files."""
     mirrors = config["data"]["mirrors"]
+    for dataset, folder in mirrors.items():
+        if isinstance(folder, str) and not folder.strip():
+            raise ConfigError(
+                f"data.mirrors.{dataset}: must name a folder, got {folder!r} (null, or no "
+                "entry, downloads the dataset)"
+            )
     for dataset in _used_datasets(config, datasets):
         info = datasets[dataset]
         from_environment = os.environ.get(info.mirror_variable)
@@ -314,16 +388,43 @@ def _check_mirrors(config: Mapping[str, Any], datasets: Mapping) -> None:
             )
 
 
+def _check_data_root(root: str) -> None:
+    """``data.root`` names a folder: not an empty string, nor an existing file."""
+    if not root.strip():
+        raise ConfigError(f"data.root: must name a folder, got {root!r}")
+    if Path(root).exists() and not Path(root).is_dir():
+        raise ConfigError(f"data.root: {root} is a file, not a folder")
+
+
+def _check_pairs(pairs: list[list[int]] | None) -> None:
+    """``connectivity.pairs``: null (every pair) or at least one pair, each named once.
+
+    Whether each pair names two configured seeds is the workflow's check (``seed_pairs``).
+    """
+    if pairs is None:
+        return
+    if not pairs:
+        raise ConfigError(
+            "connectivity.pairs: [] names no pair, but the connectivity tables and figures "
+            "need one; give [seed_a, seed_b] pairs, or null for every pair of the seeds"
+        )
+    for index, pair in enumerate(pairs):
+        if pair in pairs[:index]:
+            raise ConfigError(f"connectivity.pairs[{index}]: {pair} is named twice")
+
+
 def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
     """What the schema cannot say, on a validated configuration (defaults filled).
 
-    Checks ``data.root``; at least two seeds (connectivity runs on every pair); each
-    experiment's batch size against its training set and its model against the stages that
-    run on it (residual widths, a hidden layer for weight matching, no BatchNorm under the
-    bounds stage); ``data.checksums``; the mirror folders that will be used (an environment
-    variable ``LOSSGEOM_<DATASET>_MIRROR`` wins over ``data.mirrors``); and that Hessian
-    directions have two eigenvectors. Datasets the registry does not know are left to the
-    workflow's own check.
+    Checks ``data.root`` (a folder, not a file); at least two seeds (connectivity runs on
+    every pair); each experiment's batch size against its training set, its optimisers
+    (Nesterov needs SGD with momentum, seed overrides applied) and its model against the
+    stages that run on it (residual widths, a hidden layer for weight matching, no BatchNorm
+    under the bounds stage); ``data.checksums``; no empty ``data.mirrors`` entry, and the
+    mirror folders that will be used (an environment variable ``LOSSGEOM_<DATASET>_MIRROR``
+    wins over ``data.mirrors``); ``connectivity.pairs`` (not empty, no pair twice); and that
+    Hessian directions have two eigenvectors. Datasets the registry does not know are left to
+    the workflow's own check.
 
     Args:
         config: the configuration, validated by :func:`validate_config`.
@@ -332,9 +433,7 @@ def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
     Raises:
         ConfigError: the first problem, with the key named.
     """
-    root = config["data"]["root"]
-    if not root.strip():
-        raise ConfigError(f"data.root: must name a folder, got {root!r}")
+    _check_data_root(config["data"]["root"])
     seeds = config["seeds"]
     if len(seeds) < 2:
         raise ConfigError(
@@ -344,6 +443,7 @@ def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
         _check_experiment(name, experiment, datasets)
     _check_checksums(config["data"].get("checksums"), datasets)
     _check_mirrors(config, datasets)
+    _check_pairs(config["connectivity"]["pairs"])
     top_k = config["curvature"]["top_k"]
     if "hessian" in config["landscape"]["directions"] and top_k < 2:
         raise ConfigError(

@@ -68,7 +68,7 @@ def check_datasets():
 check_datasets()
 USED_DATASETS = sorted({experiment["dataset"] for experiment in EXPERIMENTS.values()})
 # A mirror is where a dataset's files come from, not what they are (their checksums say that),
-# so jobs get it through the dataset's environment variable, never as a rule parameter:
+# so jobs get it through the dataset's environment variable, never as a parameter of a rule;
 # switching between the variable and data.mirrors, or moving the mirror, reruns nothing.
 for _dataset, _folder in config["data"]["mirrors"].items():
     if _folder and not os.environ.get(DATASETS[_dataset].mirror_variable):
