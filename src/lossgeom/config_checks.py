@@ -186,7 +186,7 @@ def check_finite(config: Mapping[str, Any]) -> None:
 
 
 def _is_integer(checker: Any, instance: Any) -> bool:
-    """JSON Schema's ``integer``, without floats: ``2.0`` would reach a job as ``"2.0"``."""
+    """JSON Schema's ``integer``, without floats (``2.0``) and booleans."""
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
@@ -194,8 +194,8 @@ def _with_defaults(validator_class: Any) -> Any:
     """The validator class that fills defaults as it goes, as Snakemake's ``validate`` does.
 
     Unlike JSON Schema (and Snakemake), it takes no float as an ``integer``: ``epochs: 2.0``
-    would fail at parse time without naming the key, and ``threads: 2.0`` or ``resolution:
-    5.0`` in a job (flags are read with ``int``), so each is named here.
+    stops the parse without naming the key, ``landscape.resolution: 5.0`` a job (flags are
+    read with ``int``) and ``seeds: [0, 1.0]`` the DAG (``seed1.0``), so each is named here.
     """
     from jsonschema import validators
 

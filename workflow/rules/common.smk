@@ -218,25 +218,36 @@ def initial_weights(wildcards):
     return f"{run_path(wildcards.experiment, wildcards.seed)}/weights/epoch0.pt"
 
 
-def weights_folder(*files):
-    """An input function: the weights folder (the train rule's output) of the files named.
+def check_weight_files():
+    """A finished run (its run.json exists) has every weight file; a missing one is named now.
 
-    Snakemake tracks the folder, not the files in it, so a weight file deleted from a finished
-    run would go unnoticed until a job failed on it; it is named here, before any job.
+    Snakemake tracks the weights folder, not the files in it, and does not look below stable
+    tables that are up to date, so without this a deleted weight file went unnoticed by
+    ``snakemake all`` until a job needed it.
     """
+    for experiment in EXPERIMENTS:
+        for seed in SEEDS:
+            run = run_path(experiment, seed)
+            if not os.path.exists(f"{run}/run.json"):
+                continue
+            missing = [f"{run}/weights/epoch{e}.pt" for e in range(epochs(experiment) + 1)
+                       if not os.path.exists(f"{run}/weights/epoch{e}.pt")]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)} missing, but the run finished ({run}/run.json "
+                    f"exists). Delete {run}/weights and rerun: training resumes from its "
+                    "checkpoints and rewrites every weight file."
+                )
+
+
+check_weight_files()
+
+
+def weights_folder(*files):
+    """An input function: the weights folders (train outputs) holding the files named."""
 
     def folder(wildcards):
-        paths = [file(wildcards) for file in files]
-        folders = sorted({os.path.dirname(path) for path in paths})
-        for path in paths:
-            run_info = os.path.join(os.path.dirname(os.path.dirname(path)), "run.json")
-            if os.path.exists(run_info) and not os.path.exists(path):
-                raise ValueError(
-                    f"{path} is missing, but its run finished ({run_info} exists). Delete "
-                    f"{os.path.dirname(path)} and rerun: training resumes from its checkpoints "
-                    "and rewrites every weight file."
-                )
-        return folders
+        return sorted({os.path.dirname(file(wildcards)) for file in files})
 
     return folder
 
