@@ -414,3 +414,13 @@ def test_yaml_keys_named_twice_name_the_file_and_line(tmp_path):
     assert "'landscape' (first at line 1)" in str(error.value)
     path.write_text("a: {b: 1}\nc: {b: 2}\nd: [{e: 1}, {e: 2}]\n")  # the same key in two maps
     assert load_yaml(path) == {"a": {"b": 1}, "c": {"b": 2}, "d": [{"e": 1}, {"e": 2}]}
+
+
+def test_a_missing_mirror_is_fine_once_the_data_are_prepared(tmp_path):
+    config = default_config()
+    config["data"]["mirrors"] = {"mnist": str(tmp_path / "absent")}
+    config["data"]["root"] = str(tmp_path / "resources")
+    assert "does not exist" in rejected(copy.deepcopy(config))
+    (tmp_path / "resources" / "mnist").mkdir(parents=True)
+    (tmp_path / "resources" / "mnist" / "mnist.pt").write_bytes(b"prepared")
+    checked(config)  # the mirror is not read again

@@ -371,8 +371,9 @@ def _check_mirrors(config: Mapping[str, Any], datasets: Mapping) -> None:
         info = datasets[dataset]
         from_environment = os.environ.get(info.mirror_variable)
         folder = from_environment or mirrors.get(dataset)
-        if not folder:
-            continue  # downloaded
+        prepared = Path(config["data"]["root"]) / dataset / f"{dataset}.pt"
+        if not folder or prepared.is_file():
+            continue  # downloaded, or already prepared (the mirror is not read again)
         key = (
             f"{info.mirror_variable} (set in the environment; it wins over data.mirrors.{dataset})"
             if from_environment

@@ -4,7 +4,7 @@ import shlex
 import shutil
 
 from lossgeom.bounds import check_settings as check_bound_settings
-from lossgeom.config_checks import check_config, coerce_cli_values
+from lossgeom.config_checks import check_config, coerce_cli_values, load_yaml
 from lossgeom.data import DATASETS
 from lossgeom.provenance import config_hash
 
@@ -12,6 +12,8 @@ from lossgeom.provenance import config_hash
 # Every malformed configuration fails here, before any job, with one short message naming the
 # key: finite numbers, the schema (which also fills the defaults), and what the schema cannot
 # say (dataset sizes, checksum and mirror files, model shapes the stages need, two seeds).
+for _path in workflow.configfiles:  # Snakemake read them already; this refuses repeated keys
+    load_yaml(_path)
 coerce_cli_values(config, workflow.config_settings.config)
 check_config(config, DATASETS, workflow.source_path("../schemas/config.schema.yaml"))
 
