@@ -272,7 +272,7 @@ def file_and_cli_cases() -> list[Case]:
         Case("yaml_syntax_error", "yaml_syntax_error.yaml", "seeds: [0, 1\nlandscape:\n  span: 1\n"),
         Case("yaml_tab_indentation", "yaml_tab_indentation.yaml", "landscape:\n\tspan: 1\n"),
         Case("yaml_top_level_list", "yaml_top_level_list.yaml", "- seeds\n- 1\n"),
-        Case("yaml_duplicate_key", "landscape", "landscape: {span: 0.5}\nlandscape: {resolution: 3}\n", expect="accepted"),
+        Case("yaml_duplicate_key", "landscape", "landscape: {span: 0.5}\nlandscape: {resolution: 3}\n"),
         Case("cli_seeds_string_item", "seeds[1]", cli=['seeds=[0,"a"]']),
         Case("cli_landscape_resolution_negative", "landscape.resolution", cli=["landscape={resolution: -1}"]),
         Case("cli_landscape_span_nan", "landscape.span", cli=["landscape={span: .nan}"]),
