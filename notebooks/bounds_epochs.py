@@ -39,17 +39,10 @@ import seaborn as sns
 from IPython.display import display
 from matplotlib.ticker import MaxNLocator
 
-from lossgeom.figures import placeholder_figure, save_figure
-from lossgeom.tables import completed_only, read_table, runs_note
+from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.tables import completed_only, read_table
 
-pd.set_option("display.max_columns", None)
-pd.set_option("display.width", 250)
-pd.set_option("display.max_rows", 500)
-sns.set_theme(context="notebook", style="whitegrid")
-runs = read_table(runs_table, "runs")
-note = runs_note(runs)
-left_out = bool((runs.status != "completed").any())
-print(note)
+runs, note, left_out = notebook_runs(runs_table)
 # A run that did not complete has NaN bounds and curvature: it is left out.
 bounds = completed_only(read_table(bounds_table, "bounds"), runs)
 curvature = completed_only(read_table(curvature_table, "curvature"), runs)

@@ -28,21 +28,13 @@ import matplotlib.patheffects as pe
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from IPython.display import display
 
 from lossgeom.connectivity import bezier_point
-from lossgeom.figures import placeholder_figure, save_figure
-from lossgeom.tables import completed_only, read_table, runs_note
+from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.tables import completed_only, read_table
 
-pd.set_option("display.max_columns", None)
-pd.set_option("display.width", 250)
-pd.set_option("display.max_rows", 500)
-sns.set_theme(context="notebook", style="white")
-runs = read_table(runs_table, "runs")
-note = runs_note(runs)
-left_out = bool((runs.status != "completed").any())
-print(note)
+runs, note, left_out = notebook_runs(runs_table, style="white")
 # A pair is kept only when both of its runs completed.
 plane = completed_only(read_table(plane_table, "plane"), runs)
 barriers = completed_only(read_table(barriers_table, "barriers"), runs)

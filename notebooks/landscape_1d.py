@@ -32,17 +32,10 @@ from IPython.display import display
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from lossgeom.figures import placeholder_figure, save_figure
-from lossgeom.tables import completed_only, read_table, runs_note
+from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.tables import completed_only, read_table
 
-pd.set_option("display.max_columns", None)
-pd.set_option("display.width", 250)
-pd.set_option("display.max_rows", 500)
-sns.set_theme(context="notebook", style="whitegrid")
-runs = read_table(runs_table, "runs")
-note = runs_note(runs)
-left_out = bool((runs.status != "completed").any())
-print(note)
+runs, note, left_out = notebook_runs(runs_table)
 landscape = completed_only(read_table(landscape_table, "landscape"), runs)
 profiles = landscape[landscape.slice.str.startswith("1d")].copy()
 profiles["coefficient"] = np.where(profiles.slice == "1d_alpha", profiles.alpha, profiles.beta)

@@ -29,20 +29,12 @@ figure_pdf = "results/figures/landscape_2d.pdf"
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from IPython.display import display
 
-from lossgeom.figures import placeholder_figure, save_figure
-from lossgeom.tables import completed_only, read_table, runs_note
+from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.tables import completed_only, read_table
 
-pd.set_option("display.max_columns", None)
-pd.set_option("display.width", 250)
-pd.set_option("display.max_rows", 500)
-sns.set_theme(context="notebook", style="white")
-runs = read_table(runs_table, "runs")
-note = runs_note(runs)
-left_out = bool((runs.status != "completed").any())
-print(note)
+runs, note, left_out = notebook_runs(runs_table, style="white")
 landscape = completed_only(read_table(landscape_table, "landscape"), runs)
 plane = landscape[(landscape.slice == "2d") & (landscape.metric == "loss")]
 kinds = [k for k in ("random", "filter", "hessian") if k in set(plane.directions)]

@@ -35,17 +35,10 @@ import seaborn as sns
 from IPython.display import display
 from matplotlib.ticker import MaxNLocator
 
-from lossgeom.figures import placeholder_figure, save_figure
-from lossgeom.tables import completed_only, read_table, runs_note
+from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.tables import completed_only, read_table
 
-pd.set_option("display.max_columns", None)
-pd.set_option("display.width", 250)
-pd.set_option("display.max_rows", 500)
-sns.set_theme(context="notebook", style="whitegrid")
-runs = read_table(runs_table, "runs")
-note = runs_note(runs)
-left_out = bool((runs.status != "completed").any())
-print(note)
+runs, note, left_out = notebook_runs(runs_table)
 # A run that did not complete is never drawn or summarised: its curves would show a network
 # that did not train (train.py writes its rows all the same).
 training = completed_only(read_table(training_table, "training"), runs)

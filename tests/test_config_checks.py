@@ -128,7 +128,9 @@ def test_unknown_top_level_key_names_it_and_the_allowed_keys():
     config["curvture"] = {"top_k": 3}
     message = rejected(config)
     assert message.startswith("config key 'curvture' is not allowed at the top level; allowed: ")
-    assert "bounds, connectivity, curvature, data, density, device, experiments" in message
+    assert (
+        "bounds, connectivity, curvature, data, density, device, dynamics, experiments" in message
+    )
     assert "did you mean 'curvature'?" in message
 
 
@@ -424,3 +426,70 @@ def test_a_missing_mirror_is_fine_once_the_data_are_prepared(tmp_path):
     (tmp_path / "resources" / "mnist").mkdir(parents=True)
     (tmp_path / "resources" / "mnist" / "mnist.pt").write_bytes(b"prepared")
     checked(config)  # the mirror is not read again
+
+
+# ----- the dynamics study
+
+
+def with_dynamics(part: str, **options) -> dict:
+    config = default_config()
+    config.setdefault("dynamics", {}).setdefault(part, {}).update(options)
+    return config
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5, 0])
+def test_eos_factor_must_exceed_one(factor):
+    config = default_config()
+    config["dynamics"]["eos"]["runs"]["tanh_mse"]["factors"] = [1.5, factor]
+    message = rejected(config)
+    assert "dynamics.eos.runs.tanh_mse.factors[1]" in message and "1" in message, message
+
+
+@pytest.mark.parametrize(
+    "part, key",
+    [("temperature", "lrs"), ("temperature", "batch_sizes"), ("temperature", "seeds"),
+     ("escape", "dynamics"), ("escape", "seeds")],
+)  # fmt: skip
+def test_empty_grids_are_rejected(part, key):
+    message = rejected(with_dynamics(part, **{key: []}))
+    assert f"dynamics.{part}.{key}" in message, message
+
+
+def test_empty_eos_runs_and_factors_are_rejected():
+    config = default_config()
+    config["dynamics"]["eos"]["runs"]["tanh_mse"]["factors"] = []
+    assert "dynamics.eos.runs.tanh_mse.factors" in rejected(config)
+
+
+@pytest.mark.parametrize(
+    "part, options, key",
+    [
+        ("noise", {"subset": 60001}, "dynamics.noise.subset: 60001 is larger than the training set"),
+        ("noise", {"hessian_subset": 70000}, "dynamics.noise.hessian_subset"),
+        ("noise", {"subset": 10, "top_k": 10}, "dynamics.noise.top_k: 10 is at least dynamics.noise.subset"),
+        ("eos", {"subset": 60001}, "dynamics.eos.subset"),
+        ("escape", {"train_size": 60001}, "dynamics.escape.train_size"),
+        ("escape", {"test_size": 10001}, "dynamics.escape.test_size: 10001 is larger than the test set"),
+        ("escape", {"train_size": 100, "batch_size": 101}, "dynamics.escape.batch_size"),
+        ("escape", {"train_size": 20, "top_k": 20}, "dynamics.escape.top_k"),
+        ("temperature", {"train_subset": 100, "curvature_subset": 50, "batch_sizes": [32, 128]}, "dynamics.temperature.batch_sizes: 128"),
+        ("temperature", {"train_subset": 100, "curvature_subset": 200}, "dynamics.temperature.curvature_subset"),
+    ],
+)  # fmt: skip
+def test_dynamics_sizes_are_checked_against_the_dataset(part, options, key):
+    assert key in rejected(with_dynamics(part, **options))
+
+
+def test_disabled_dynamics_parts_are_not_checked():
+    config = with_dynamics("noise", subset=70000, enabled=False)
+    checked(config)
+
+
+def test_unknown_dynamics_dataset_is_named():
+    config = default_config()
+    config["dynamics"]["dataset"] = "cifar10"
+    assert "dynamics.dataset: 'cifar10' is unknown" in rejected(config)
+
+
+def test_escape_step_must_be_positive():
+    assert "dynamics.escape.lr" in rejected(with_dynamics("escape", lr=0))

@@ -3,9 +3,12 @@
 Scenario 2: seeds 0, 1 and 2 of one experiment, seed 1 failed to train; what is left is partial
 (two seeds, one connectivity pair: 0-2). Scenario 3: every run failed; every table the later
 stages write for them is header-only or NaN, so each notebook draws a placeholder figure and
-prints sentences instead of tables. The tables are small synthetic ones with the declared
-columns (lossgeom.tables.TABLES); the notebooks run through scripts/run_notebook.py, as the
-workflow runs them.
+prints sentences instead of tables. The dynamics study's own runs (edge of stability, escape,
+temperature grid) do not depend on the training runs: they are populated in scenario 2 (an
+EoS run at the edge, one that never gets there and one that diverges; a temperature cell
+that did not complete) and header-only in scenario 3, so that the notebooks' empty paths run
+too. The tables are small synthetic ones with the declared columns (lossgeom.tables.TABLES);
+the notebooks run through scripts/run_notebook.py, as the workflow runs them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ import pytest
 
 from lossgeom.tables import (
     BOUND_QUANTITIES,
+    DYNAMICS,
+    ESCAPE_QUANTITIES,
+    ESCAPE_SUMMARY_QUANTITIES,
+    NOISE_QUANTITIES,
     OPTIMIZED_QUANTITIES,
+    TEMPERATURE_QUANTITIES,
     columns,
     read_table,
     runs_note,
@@ -41,6 +49,16 @@ SETTINGS = {  # the .meta.json sidecars' config: only the keys the notebooks rea
     "curvature": {"top_k": 3},
     "density": {"n_iter": 10},
     "barriers": {"n_points": 5},
+    "eos_summary": {"edge": 0.95},
+    "escape_summary": {"escape_ratio": 0.5},
+}
+# The settings the workflow passes to the notebooks that declare them (NOTEBOOK_SETTINGS).
+NOTEBOOK_SETTINGS = {
+    "tracked_seed": "0",
+    "report_experiment": EXPERIMENT,  # the report's run is this scenario's experiment
+    "report_lr": "0.1",
+    "report_momentum": "0.9",
+    "escape_ratio": "0.5",
 }
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
 
@@ -229,6 +247,127 @@ def bounds_rows(seed: int, failed: bool) -> tuple[list[dict], list[dict]]:
     return rows, terms
 
 
+def eos_tables() -> tuple[list[dict], list[dict]]:
+    """Three full-batch GD runs: at the edge, never there, diverged at step 8; and a summary."""
+    rows, summary = [], []
+    runs = [  # run, lr, momentum, sharpness at step 0 and at the end, diverged step
+        ("c1.5", 0.02, 0.0, 60.0, 101.0, None),
+        ("c3", 0.01, 0.9, 60.0, 80.0, None),
+        ("c2", 0.02, 0.0, 50.0, 130.0, 8),
+    ]
+    for run, lr, momentum, first, last, diverged in runs:
+        threshold = 2 * (1 + momentum) / lr
+        common = {"experiment": "m", "run": run, "loss": "mse", "lr": lr, "momentum": momentum}
+        common["threshold"] = threshold
+        for step in range(11):
+            if step == diverged:  # the loss only, and not finite
+                rows.append({**common, "step": step, "quantity": "train_loss", "value": np.inf})
+                break
+            rows.append({**common, "step": step, "quantity": "train_loss", "value": 1 / (1 + step)})
+            rows.append({**common, "step": step, "quantity": "train_accuracy", "value": 0.5})
+            if step % 2 == 0:
+                value = first + (last - first) * min(1, step / 4)
+                rows.append({**common, "step": step, "quantity": "sharpness", "value": value})
+        reached = last >= 0.95 * threshold
+        summary.append(
+            {
+                **common,
+                "lambda0": first,
+                "first_step_at_threshold": 4 if reached else None,
+                "median_ratio": last / threshold if reached else np.nan,
+                "ratio_q10": last / threshold if reached else np.nan,
+                "ratio_q90": last / threshold if reached else np.nan,
+                "steps_at_edge": (6 if diverged is None else 2) if reached else None,
+                "steps": 10 if diverged is None else diverged,
+                "diverged_step": diverged,
+            }
+        )
+    return rows, summary
+
+
+def noise_rows(failed: bool) -> list[dict]:
+    """One seed's gradient-noise geometry at every epoch (NaN if its run did not complete)."""
+    return [
+        {
+            "epoch": epoch,
+            "quantity": quantity,
+            "value": np.nan
+            if failed
+            else 1e-3
+            if quantity.startswith("isotropic")
+            else 5.0 / (1 + i),
+            "stderr": np.nan if failed or quantity == "topk_alignment" else 0.1 / (1 + i),
+        }
+        for epoch in EPOCHS
+        for i, quantity in enumerate(NOISE_QUANTITIES)
+    ]
+
+
+def escape_tables() -> tuple[list[dict], list[dict]]:
+    """Two seeds of every dynamics from a sharp minimum, and their summary."""
+    rows = [
+        {
+            "experiment": "escape",
+            "seed": seed,
+            "dynamics": dynamics,
+            "step": step,
+            "quantity": quantity,
+            "value": 10.0 / (1 + d * step / 10) + seed if quantity == "sharpness" else 0.5 + step,
+        }
+        for seed in (0, 1)
+        for d, dynamics in enumerate(DYNAMICS)
+        for step in (0, 5, 10)
+        for quantity in ESCAPE_QUANTITIES
+    ]
+    summary = [
+        {
+            "dynamics": dynamics,
+            "n_seeds": 2,
+            "quantity": quantity,
+            "mean": 0.5 + d / 10,
+            "ci_low": 0.4 + d / 10 if d != 1 else np.nan,  # sgd: no interval
+            "ci_high": 0.6 + d / 10 if d != 1 else np.nan,
+        }
+        for d, dynamics in enumerate(DYNAMICS)
+        for quantity in ESCAPE_SUMMARY_QUANTITIES
+    ]
+    return rows, summary
+
+
+def temperature_rows() -> list[dict]:
+    """A 2 x 2 grid of (lr, batch size), two seeds; the cell lr 0.1, B 32 did not complete."""
+    return [
+        {
+            "lr": lr,
+            "batch_size": batch,
+            "seed": seed,
+            "quantity": quantity,
+            "value": np.nan if (lr, batch) == (0.1, 32) else 10 * batch * lr / (1 + seed / 10),
+        }
+        for lr in (0.05, 0.1)
+        for batch in (32, 64)
+        for seed in (0, 1)
+        for quantity in TEMPERATURE_QUANTITIES
+    ]
+
+
+def dynamics_tables(failed: set[int]) -> dict[str, list[dict]]:
+    """The dynamics study's tables: its own runs header-only when every training run failed."""
+    noise = [r for s in SEEDS for r in per_run([s], noise_rows(s in failed))]
+    if failed == set(SEEDS):
+        own = ["eos", "eos_summary", "escape", "escape_summary", "temperature"]
+        return {"noise": noise, **{name: [] for name in own}}
+    (eos, eos_summary), (escape, escape_summary) = eos_tables(), escape_tables()
+    return {
+        "noise": noise,
+        "eos": eos,
+        "eos_summary": eos_summary,
+        "escape": escape,
+        "escape_summary": escape_summary,
+        "temperature": temperature_rows(),
+    }
+
+
 def write_scenario(folder: Path, failed: set[int]) -> pd.DataFrame:
     """Write every stable table of a run where the seeds in ``failed`` failed to train."""
     done = [s for s in SEEDS if s not in failed]
@@ -262,6 +401,7 @@ def write_scenario(folder: Path, failed: set[int]) -> pd.DataFrame:
         "bounds": sum(bounds, []),
         "bound_terms": sum(terms, []),
         **pair_tables(pairs),
+        **dynamics_tables(failed),
     }
     for name, rows in tables.items():
         frame = pd.DataFrame(rows, columns=columns(name))
@@ -288,7 +428,7 @@ def test_every_notebook_runs_and_names_the_runs_left_out(tmp_path, failed):
     tables.mkdir()
     out.mkdir()
     note = runs_note(write_scenario(tables, failed))
-    assert len(NOTEBOOKS) == 8
+    assert len(NOTEBOOKS) == 12
     problems = []
     for notebook in NOTEBOOKS:  # one at a time: each starts its own kernel
         names = parameters(notebook)
@@ -300,7 +440,7 @@ def test_every_notebook_runs_and_names_the_runs_left_out(tmp_path, failed):
             if p.endswith("_table")
         ]
         args += [f"figure_png={out / (name + '.png')}", f"figure_pdf={out / (name + '.pdf')}"]
-        args += ["tracked_seed=0"] if "tracked_seed" in names else []
+        args += [f"{p}={v}" for p, v in NOTEBOOK_SETTINGS.items() if p in names]
         ipynb, page = out / f"{name}.ipynb", out / f"{name}.html"
         command = [
             sys.executable,

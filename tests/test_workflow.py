@@ -91,6 +91,12 @@ def test_dry_run_lists_every_stage(smoke_run):
         "connectivity",
         "bounds",
         "bounds_table",
+        "eos",
+        "noise",
+        "escape",
+        "temperature",
+        "dynamics_table",
+        "dynamics_summary",
         "figure",
         "index",
     ):
@@ -116,6 +122,10 @@ def test_every_declared_output_exists(smoke_run):
         "connectivity_plane",
         "bounds_seeds",
         "bounds_epochs",
+        "edge_of_stability",
+        "noise_geometry",
+        "escape",
+        "temperature",
     ):
         for path in (
             f"results/figures/{name}.png",
@@ -125,6 +135,46 @@ def test_every_declared_output_exists(smoke_run):
         ):
             assert (workdir / path).stat().st_size > 0, path
     assert "training_curves.html" in (workdir / "results" / "index.html").read_text()
+
+
+def test_dynamics_tables(smoke_run):
+    """The dynamics study's tables, from the smoke preset's toy runs (config/presets/smoke.yaml)."""
+    from lossgeom.tables import read_table
+
+    workdir, _ = smoke_run
+    tables = workdir / "results" / "tables"
+    eos = read_table(tables / "eos.csv")
+    summary = read_table(tables / "eos_summary.csv").set_index(["experiment", "run"])
+    runs = {("tanh_mse", "c1.5"), ("tanh_mse", "c2"), ("tanh_mse_momentum", "c1.5"),
+            ("relu_mse", "c1.5"), ("relu_cross_entropy", "c1.5")}  # fmt: skip
+    assert set(summary.index) == runs
+    # The step is set from the measured initial sharpness: eta = 2 (1 + beta) / (c lambda0).
+    factor = summary.index.get_level_values("run").str[1:].astype(float)
+    expected = 2 * (1 + summary.momentum) / (factor * summary.lambda0)
+    assert ((summary.lr - expected).abs() <= 1e-9 * expected).all()
+    assert ((summary.threshold - 2 * (1 + summary.momentum) / summary.lr).abs() < 1e-6).all()
+    sharp = eos[eos.quantity == "sharpness"]
+    assert sorted(sharp[sharp.experiment == "tanh_mse"].step.unique()) == [0, 10, 20, 30]
+    assert (summary.steps == 30).all()
+    noise = read_table(tables / "noise.csv")
+    assert sorted(noise.seed.unique()) == [0, 1, 2] and sorted(noise.epoch.unique()) == [0, 1, 2]
+    assert noise[noise.seed == 2].value.isna().all()  # the failed run: NaN, left out
+    done = noise[noise.seed < 2].pivot_table(
+        index=["seed", "epoch"], columns="quantity", values="value"
+    )
+    assert (done.anisotropy_ratio > 0).all() and (done.trace_sigma > 0).all()
+    assert ((done.topk_noise_fraction >= 0) & (done.topk_noise_fraction <= 1)).all()
+    escape = read_table(tables / "escape.csv")
+    assert set(escape.dynamics) == {"gd", "sgd", "gld_isotropic", "gld_diagonal", "gld_leading"}
+    assert sorted(escape.seed.unique()) == [0, 1]
+    start = escape[(escape.step == 0) & (escape.quantity == "sharpness")]
+    # Every dynamics of a seed starts from the same minimum.
+    assert (start.groupby("seed").value.nunique() == 1).all()
+    escape_summary = read_table(tables / "escape_summary.csv")
+    assert len(escape_summary) == 5 * 4 and (escape_summary.n_seeds == 2).all()
+    temperature = read_table(tables / "temperature.csv")
+    assert len(temperature) == 2 * 2 * 1 * 4
+    assert temperature.value.notna().all()
 
 
 def test_tables_have_the_stable_columns(smoke_run):

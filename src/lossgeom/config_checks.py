@@ -355,6 +355,9 @@ def _used_datasets(config: Mapping[str, Any], datasets: Mapping) -> list[str]:
     experiments = config["experiments"]
     names = config.get("select_experiments") or list(experiments)
     used = {experiments[name]["dataset"] for name in names if name in experiments}
+    dynamics = config.get("dynamics", {})
+    if any(dynamics.get(part, {}).get("enabled") for part in ("eos", "escape", "temperature")):
+        used.add(dynamics["dataset"])
     return sorted(used & set(datasets))
 
 
@@ -414,6 +417,41 @@ def _check_pairs(pairs: list[list[int]] | None) -> None:
             raise ConfigError(f"connectivity.pairs[{index}]: {pair} is named twice")
 
 
+def _check_dynamics(dynamics: Mapping[str, Any], datasets: Mapping) -> None:
+    """Sizes of the dynamics study against its dataset and against each other."""
+    info = datasets.get(dynamics["dataset"])
+    if info is None:
+        raise ConfigError(
+            f"dynamics.dataset: {dynamics['dataset']!r} is unknown; known: {sorted(datasets)}"
+        )
+    n_train, n_test = info.train_size, info.test_size
+    eos, noise, escape, temperature = (
+        dynamics[k] for k in ("eos", "noise", "escape", "temperature")
+    )
+    checks = [
+        (eos["enabled"], "dynamics.eos.subset", eos["subset"], "<=", n_train, "the training set"),
+        (noise["enabled"], "dynamics.noise.subset", noise["subset"], "<=", n_train, "the training set"),
+        (noise["enabled"], "dynamics.noise.hessian_subset", noise["hessian_subset"], "<=", n_train, "the training set"),
+        (noise["enabled"], "dynamics.noise.top_k", noise["top_k"], "<", noise["subset"], "dynamics.noise.subset (Sigma has rank subset - 1)"),
+        (escape["enabled"], "dynamics.escape.train_size", escape["train_size"], "<=", n_train, "the training set"),
+        (escape["enabled"], "dynamics.escape.test_size", escape["test_size"], "<=", n_test, "the test set"),
+        (escape["enabled"], "dynamics.escape.top_k", escape["top_k"], "<", escape["train_size"], "dynamics.escape.train_size (Sigma has rank train_size - 1)"),
+        (escape["enabled"], "dynamics.escape.batch_size", escape["batch_size"], "<=", escape["train_size"], "dynamics.escape.train_size"),
+        (temperature["enabled"], "dynamics.temperature.train_subset", temperature["train_subset"], "<=", n_train, "the training set"),
+        (temperature["enabled"], "dynamics.temperature.curvature_subset", temperature["curvature_subset"], "<=", temperature["train_subset"], "dynamics.temperature.train_subset"),
+    ]  # fmt: skip
+    if temperature["enabled"]:
+        checks += [
+            (True, "dynamics.temperature.batch_sizes", size, "<=", temperature["train_subset"],
+             "dynamics.temperature.train_subset")
+            for size in temperature["batch_sizes"]
+        ]  # fmt: skip
+    for enabled, key, value, relation, limit, what in checks:
+        if enabled and not (value <= limit if relation == "<=" else value < limit):
+            bound = "larger than" if relation == "<=" else "at least"
+            raise ConfigError(f"{key}: {value} is {bound} {what} ({limit})")
+
+
 def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
     """What the schema cannot say, on a validated configuration (defaults filled).
 
@@ -445,6 +483,7 @@ def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
     _check_checksums(config["data"].get("checksums"), datasets)
     _check_mirrors(config, datasets)
     _check_pairs(config["connectivity"]["pairs"])
+    _check_dynamics(config["dynamics"], datasets)
     top_k = config["curvature"]["top_k"]
     if "hessian" in config["landscape"]["directions"] and top_k < 2:
         raise ConfigError(

@@ -26,3 +26,30 @@ def placeholder_figure(message: str, figsize: tuple[float, float] = (8, 3)) -> F
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=12)
     return fig
+
+
+def notebook_runs(runs_table: str | os.PathLike, style: str = "whitegrid"):
+    """Every notebook's preamble: display settings, the seaborn theme and the runs table.
+
+    Sets pandas to show wide tables whole and seaborn's theme in ``style`` (``white`` for
+    contour maps), reads
+    ``runs_table`` (checked by :func:`lossgeom.tables.read_table`) and prints which runs are
+    left out (:func:`lossgeom.tables.runs_note`).
+
+    Returns:
+        ``(runs, note, left_out)``: the runs table, the printed note, and whether any run did
+        not complete.
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    from lossgeom.tables import read_table, runs_note
+
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_rows", 500)
+    sns.set_theme(context="notebook", style=style)
+    runs = read_table(runs_table, "runs")
+    note = runs_note(runs)
+    print(note)
+    return runs, note, bool((runs.status != "completed").any())

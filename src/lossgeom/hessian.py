@@ -244,6 +244,7 @@ def top_eigenvalues(
     seed: int = 0,
     max_iter: int | None = None,
     reuse_graph: bool = True,
+    start: Tensor | None = None,
 ) -> EigenResult:
     """The ``k`` largest Hessian eigenvalues and their eigenvectors.
 
@@ -265,6 +266,9 @@ def top_eigenvalues(
         max_iter: Krylov dimension cap (Lanczos, default ``max(100, 20 k)``) or iterations per
             eigenvalue (power, default 100 as in PyHessian).
         reuse_graph: keep the first-order graph between products (see :class:`HessianOperator`).
+        start: Lanczos only: a warm-start vector, e.g. the previous top eigenvector when
+            sharpness is tracked along training (see
+            :func:`lossgeom.estimators.lanczos_top_eigenpairs`).
 
     Returns:
         An :class:`EigenResult`; ``seconds`` includes building the graph.
@@ -273,7 +277,10 @@ def top_eigenvalues(
         raise ValueError(f"k must be >= 1, got {k}")
     if method not in ("lanczos", "power"):
         raise ValueError(f"method must be 'lanczos' or 'power', got {method!r}")
+    if start is not None and method != "lanczos":
+        raise ValueError("a start vector is supported by method='lanczos' only")
     estimator = lanczos_top_eigenpairs if method == "lanczos" else power_iteration
+    extra = {} if start is None else {"start": start}
     start_time = time.perf_counter()
     with HessianOperator(model, loss_fn, batches, reuse_graph=reuse_graph) as operator:
         if k > operator.dim:
@@ -286,6 +293,7 @@ def top_eigenvalues(
             max_iter=max_iter,
             seed=seed,
             like=_template(operator),
+            **extra,
         )
         n_hvp = operator.n_matvecs
     seconds = time.perf_counter() - start_time

@@ -79,6 +79,28 @@ BOUND_QUANTITIES = [
 OPTIMIZED_QUANTITIES = ["certificate_optimized", "stochastic_test_error_optimized"]
 BOUND_QUANTITY = _one_of(*BOUND_QUANTITIES, *OPTIMIZED_QUANTITIES)
 RUN = {"experiment": STR, "seed": INT}
+# The dynamics study's quantities (lossgeom.noise, lossgeom.escape, lossgeom.temperature
+# write them; defined here for the same reason).
+NOISE_QUANTITIES = [
+    "trace_sigma",
+    "trace_h_sigma",
+    "isotropic_trace_h_sigma",
+    "anisotropy_ratio",
+    "topk_noise_fraction",
+    "isotropic_topk_fraction",
+    "topk_alignment",
+    "trace_hessian",
+    "sharpness",
+]
+DYNAMICS = ["gd", "sgd", "gld_isotropic", "gld_diagonal", "gld_leading"]
+ESCAPE_QUANTITIES = ["train_loss", "test_accuracy", "sharpness", "distance"]
+ESCAPE_SUMMARY_QUANTITIES = [
+    "final_test_accuracy",
+    "final_sharpness",
+    "final_distance",
+    "escaped_fraction",
+]
+TEMPERATURE_QUANTITIES = ["final_sharpness", "final_trace", "test_accuracy", "train_loss"]
 CHECKPOINT = {**RUN, "epoch": INT}
 
 # Each stable table's columns, in order, as the scripts write them (see the README).
@@ -162,6 +184,62 @@ TABLES: dict[str, dict[str, Column]] = {
         **CHECKPOINT,
         "quantity": BOUND_QUANTITY,
         "term": STR,
+        "value": FLOAT,
+    },
+    "eos": {  # scripts/eos.py: one run of full-batch GD (train_loss only at a diverged step)
+        "experiment": STR,
+        "run": STR,
+        "loss": _one_of("mse", "cross_entropy"),
+        "lr": FLOAT,
+        "momentum": FLOAT,
+        "threshold": FLOAT,
+        "step": INT,
+        "quantity": _one_of("train_loss", "train_accuracy", "sharpness"),
+        "value": FLOAT,
+    },
+    "eos_summary": {  # scripts/summarise_dynamics.py (lossgeom.eos.summary_table)
+        "experiment": STR,
+        "run": STR,
+        "loss": _one_of("mse", "cross_entropy"),
+        "lr": FLOAT,
+        "momentum": FLOAT,
+        "threshold": FLOAT,
+        "lambda0": FLOAT,
+        "first_step_at_threshold": Column("int?"),  # empty (and the ratios too) if never reached
+        "median_ratio": FLOAT,
+        "ratio_q10": FLOAT,
+        "ratio_q90": FLOAT,
+        "steps_at_edge": Column("int?"),
+        "steps": INT,
+        "diverged_step": Column("int?"),
+    },
+    "noise": {  # scripts/noise.py: NaN for a run that did not complete
+        **CHECKPOINT,
+        "quantity": _one_of(*NOISE_QUANTITIES),
+        "value": FLOAT,
+        "stderr": FLOAT,  # 0 where exact, empty where not estimated
+    },
+    "escape": {  # scripts/escape.py
+        "experiment": STR,
+        "seed": INT,
+        "dynamics": _one_of(*DYNAMICS),
+        "step": INT,
+        "quantity": _one_of(*ESCAPE_QUANTITIES),
+        "value": FLOAT,
+    },
+    "escape_summary": {  # scripts/summarise_dynamics.py (lossgeom.escape.summary_table)
+        "dynamics": _one_of(*DYNAMICS),
+        "n_seeds": INT,
+        "quantity": _one_of(*ESCAPE_SUMMARY_QUANTITIES),
+        "mean": FLOAT,
+        "ci_low": FLOAT,
+        "ci_high": FLOAT,
+    },
+    "temperature": {  # scripts/temperature.py: NaN for a cell that did not complete
+        "lr": FLOAT,
+        "batch_size": INT,
+        "seed": INT,
+        "quantity": _one_of(*TEMPERATURE_QUANTITIES),
         "value": FLOAT,
     },
 }
