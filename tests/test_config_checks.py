@@ -491,5 +491,10 @@ def test_unknown_dynamics_dataset_is_named():
     assert "dynamics.dataset: 'cifar10' is unknown" in rejected(config)
 
 
+def test_escape_needs_gd_as_its_reference():
+    message = rejected(with_dynamics("escape", dynamics=["sgd", "gld_isotropic"]))
+    assert "dynamics.escape.dynamics" in message and "'gd'" in message, message
+
+
 def test_escape_step_must_be_positive():
     assert "dynamics.escape.lr" in rejected(with_dynamics("escape", lr=0))

@@ -319,6 +319,29 @@ def test_dynamics_gd_is_deterministic_and_sgd_is_seeded():
     assert not torch.equal(runs["sgd"][0], runs["sgd"][2])
 
 
+def test_escape_summary_judges_against_gd_from_the_same_start():
+    import pandas as pd
+
+    rows = []
+    finals = {"gd": [4.0, 6.0], "sgd": [1.0, 4.0], "gld_isotropic": [3.9, float("nan")]}
+    for dynamics, values in finals.items():
+        for seed, final in enumerate(values):
+            for step, value in ((0, 10.0), (5, final)):
+                rows += [{"experiment": "e", "seed": seed, "dynamics": dynamics, "step": step,
+                          "quantity": q, "value": value if q == "sharpness" else 0.5}
+                         for q in ("sharpness", "test_accuracy", "distance")]  # fmt: skip
+    summary = escape.summary_table(pd.DataFrame(rows), escape_ratio=0.5)
+    fraction = summary[summary.quantity == "escaped_fraction"].set_index("dynamics")["mean"]
+    # sgd: 1.0 <= 0.5 * 4.0 escaped, 4.0 > 0.5 * 6.0 did not; a NaN final never escapes.
+    assert fraction.to_dict() == {"gd": 0.0, "sgd": 0.5, "gld_isotropic": 0.0}
+    sharp = summary[summary.quantity == "final_sharpness"].set_index("dynamics")
+    assert sharp.loc["gld_isotropic", "mean"] == 3.9  # the NaN is left out of the mean
+    assert (summary.n_seeds == 2).all()
+    no_gd = pd.DataFrame(rows)
+    with pytest.raises(ValueError, match="include 'gd'"):
+        escape.summary_table(no_gd[no_gd.dynamics != "gd"])
+
+
 def test_escaped_and_intervals():
     assert escape.escaped(40.0, 100.0) and not escape.escaped(60.0, 100.0)
     assert not escape.escaped(math.nan, 100.0)

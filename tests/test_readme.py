@@ -22,3 +22,13 @@ def test_recovery_and_configuration_are_explained():
     assert "--configfile config/presets/smoke.yaml --directory runs/smoke" in README
     assert "--config 'seeds=[0, 1]'" in README and "snakemake --verbose" in README
     assert "failed_to_train" in README and "content checksum" in README
+
+
+def test_every_stable_table_is_documented_with_its_columns():
+    from lossgeom.tables import TABLES
+
+    text = " ".join(README.split())  # the column lists wrap across lines
+    for name, declared in TABLES.items():
+        listed = f"`{', '.join(declared)}`"
+        forms = [f"`results/tables/{name}.csv`: {listed}", f"`results/tables/{name}.csv` ({listed}"]
+        assert any(form in text for form in forms), forms[0]

@@ -446,6 +446,11 @@ def _check_dynamics(dynamics: Mapping[str, Any], datasets: Mapping) -> None:
              "dynamics.temperature.train_subset")
             for size in temperature["batch_sizes"]
         ]  # fmt: skip
+    if escape["enabled"] and "gd" not in escape["dynamics"]:
+        raise ConfigError(
+            f"dynamics.escape.dynamics: {escape['dynamics']} lacks 'gd', the reference every "
+            "escape is judged against"
+        )
     for enabled, key, value, relation, limit, what in checks:
         if enabled and not (value <= limit if relation == "<=" else value < limit):
             bound = "larger than" if relation == "<=" else "at least"
