@@ -64,7 +64,7 @@ def main() -> int:
     run = eos.gradient_descent(
         model, loss_fn, x, y, lr=lr, steps=args.steps, momentum=args.momentum,
         measure_every=args.measure_every, lanczos_iter=args.lanczos_iter, tol=args.tol,
-        chunk_size=args.chunk_size, seed=args.seed, start_vector=vector,
+        chunk_size=args.chunk_size, seed=args.seed, start_vector=vector, lambda0=lambda0,
         stop_after_edge=args.stop_after_edge, edge=args.edge,
         on_measure=lambda step, loss, value: logging.info(
             "step %d: loss %.5g, sharpness %.4g (%.3f of the threshold)", step, loss, value,

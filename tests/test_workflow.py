@@ -332,7 +332,19 @@ def test_one_figure_rebuilds_alone(smoke_run):
         (
             {"curvture": {"top_k": 3}},
             "config key 'curvture' is not allowed at the top level; allowed: bounds, "
-            "connectivity, curvature, data, density, device, experiments, landscape, seeds",
+            "connectivity, curvature, data, density, device, dynamics, experiments, landscape, seeds",
+        ),
+        (
+            {"dynamics": {"eos": {"runs": {"tanh_mse": {"factors": [1.0]}}}}},
+            "dynamics.eos.runs.tanh_mse.factors[0]: 1.0 is less than or equal to the minimum of 1",
+        ),
+        (
+            {"dynamics": {"temperature": {"lrs": []}}},
+            "dynamics.temperature.lrs: [] should be non-empty",
+        ),
+        (
+            {"dynamics": {"noise": {"subset": 60001}}},
+            "dynamics.noise.subset: 60001 is larger than the training set (60000)",
         ),
         (
             {

@@ -141,8 +141,11 @@ def full_batch_gradient(
     return loss_sum / total, correct / total
 
 
-def _measure(run: GDRun, step: int, model, loss_fn, batches, vector, lanczos_iter, tol, seed):
-    """Record the sharpness at ``step`` (warm-started from ``vector``); return it and its vector."""
+def _measure(run: GDRun, step, model, loss_fn, batches, vector, lanczos_iter, tol, seed, known):
+    """Record the sharpness at ``step`` (warm-started from ``vector``, or ``known`` when given)."""
+    if known is not None:
+        run.rows.append((step, "sharpness", known))
+        return known, vector
     value, vector, n = sharpness(
         model, loss_fn, batches, start=vector,
         max_iter=lanczos_iter if vector is not None else max(100, lanczos_iter), tol=tol, seed=seed,
@@ -167,6 +170,7 @@ def gradient_descent(
     divergence_factor: float = 1e3,
     seed: int = 0,
     start_vector: Tensor | None = None,
+    lambda0: float | None = None,
     on_measure: Callable[[int, float, float], None] | None = None,
     stop_after_edge: int | None = None,
     edge: float = 0.95,
@@ -182,19 +186,16 @@ def gradient_descent(
         momentum: the heavy-ball coefficient (PyTorch's SGD).
         steps: updates to take.
         measure_every: steps between sharpness measurements.
-        lanczos_iter: the Krylov cap of each warm-started measurement (the first, cold one
-            gets ``max(100, lanczos_iter)``).
+        lanczos_iter: the Krylov cap of a warm-started measurement (a cold one: 100).
         tol: Lanczos' relative Ritz-residual tolerance.
         chunk_size: samples per forward pass.
-        divergence_factor: stop when the loss exceeds this multiple of the initial loss (or
-            is not finite).
+        divergence_factor: stop when the loss is not finite or exceeds this x the initial.
         seed: seeds the first Lanczos start.
-        start_vector: a warm start for the first measurement (e.g. from measuring
-            ``lambda0``).
-        on_measure: called with ``(step, loss, sharpness)`` after each measurement (progress
-            logging).
-        stop_after_edge: stop once this many steps have passed since the sharpness first
-            reached ``edge`` times the threshold (None: run every step).
+        start_vector: a warm start for the first measurement (``lambda0``'s eigenvector).
+        lambda0: the sharpness measured at the start, recorded at step 0 (with a start vector).
+        on_measure: called with ``(step, loss, sharpness)`` after each measurement.
+        stop_after_edge: stop this many steps after the sharpness first reached ``edge`` x
+            the threshold (None: run every step).
         edge: the fraction of the threshold that counts as reaching the edge.
 
     Returns:
@@ -219,8 +220,9 @@ def gradient_descent(
             run.rows.append((step, "train_accuracy", accuracy))
             if step % measure_every == 0 or step == steps:
                 # The gradient stays in .grad: the operator differentiates its own graph.
+                known = lambda0 if step == 0 and start_vector is not None else None
                 value, vector = _measure(run, step, model, loss_fn, batches, vector,
-                                         lanczos_iter, tol, seed)  # fmt: skip
+                                         lanczos_iter, tol, seed, known)  # fmt: skip
                 if on_measure is not None:
                     on_measure(step, loss, value)
                 reached = step if reached is None and value >= edge * run.threshold else reached
