@@ -33,9 +33,9 @@ import seaborn as sns
 from IPython.display import display
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
-from scipy import stats
 
 from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.summaries import temperature_summary
 from lossgeom.tables import read_table
 
 runs, note, left_out = notebook_runs(runs_table)
@@ -141,53 +141,35 @@ save_figure(fig, figure_png, figure_pdf)
 # ## Kendall's τ and the spreads of log10 sharpness
 
 # %%
-sharp = finite[(finite.quantity == "final_sharpness") & (finite.value > 0)].copy()
-sharp["log_value"] = np.log10(sharp.value)
-
-
-def pooled(groups) -> tuple[float, int]:
-    """The pooled standard deviation of several groups and its degrees of freedom."""
-    squares, dof = 0.0, 0
-    for values in groups:
-        if len(values) >= 2:
-            squares += float(((values - values.mean()) ** 2).sum())
-            dof += len(values) - 1
-    return (np.sqrt(squares / dof) if dof else np.nan), dof
-
-
-if len(sharp) < 3:
-    print(f"Too few runs with a final sharpness ({len(sharp)}) for Kendall's tau.")
+summary = temperature_summary(temperature)  # NaN cells and non-positive values left out
+n_runs = int(summary["n_runs"])
+if n_runs < 3:
+    print(f"Too few runs with a final sharpness ({n_runs}) for Kendall's tau.")
 else:
-    tau, p = stats.kendalltau(sharp.ratio_key, sharp.value)  # ties in eta / B are exact
+    tau, p = summary["kendall_tau"], summary["kendall_p"]
     trend = "falls" if tau < 0 else "rises"
     print(
         f"Kendall's tau between eta/B and final sharpness: {tau:.3f} (two-sided p = {p:.3g}, "
-        f"{len(sharp)} runs): sharpness {trend} with eta/B"
+        f"{n_runs} runs): sharpness {trend} with eta/B"
         + (" (p < 0.05)" if p < 0.05 else " (not significant at 0.05)")
     )
-shared = [
-    group
-    for _, group in sharp.groupby("ratio_key")
-    if group[["lr", "batch_size"]].drop_duplicates().shape[0] >= 2
-]
-for group in shared:
+for group in summary["groups"]:
     cells = "; ".join(
         f"lr {lr:g}, B {b}: " + ", ".join(f"{v:.3g}" for v in cell.value)
         for (lr, b), cell in group.groupby(["lr", "batch_size"])
     )
     print(f"eta/B = {group.ratio.iloc[0]:.4g}: final sharpness {cells}")
-within, within_dof = pooled(g.log_value for g in shared)
-seed_spread, seed_dof = pooled(c.log_value for _, c in sharp.groupby(["lr", "batch_size"]))
-overall = sharp.log_value.std(ddof=1) if len(sharp) >= 2 else np.nan
-if sharp.empty:
+within, overall = summary["equal_ratio_spread"], summary["overall_spread"]
+seed_spread = summary["seed_spread"]
+if n_runs == 0:
     print("No completed run with a final sharpness: no spreads to compare.")
 else:
     print(
-        f"{len(shared)} group(s) of equal eta/B with at least 2 distinct (lr, B) cells. "
-        "Spread of log10 sharpness (standard deviation): "
-        f"within equal-eta/B groups {within:.3f} ({within_dof} dof); "
-        f"within cells, between seeds {seed_spread:.3f} ({seed_dof} dof); "
-        f"over all runs {overall:.3f} ({len(sharp) - 1} dof)"
+        f"{len(summary['groups'])} group(s) of equal eta/B with at least 2 distinct (lr, B) "
+        "cells. Spread of log10 sharpness (standard deviation): "
+        f"within equal-eta/B groups {within:.3f} ({summary['equal_ratio_dof']} dof); "
+        f"within cells, between seeds {seed_spread:.3f} ({summary['seed_dof']} dof); "
+        f"over all runs {overall:.3f} ({n_runs - 1} dof)"
     )
 if np.isfinite([within, overall]).all():
     ratio_to_seeds = (

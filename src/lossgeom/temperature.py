@@ -16,20 +16,20 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import stats
 
 from lossgeom import hessian
 from lossgeom.data import Dataset, chunks
+from lossgeom.summaries import temperature_summary
 from lossgeom.tables import TEMPERATURE_QUANTITIES
 from lossgeom.training import TrainingCheck, evaluate, train
 
 QUANTITIES = tuple(TEMPERATURE_QUANTITIES)
 
 __all__ = ["QUANTITIES", "summarise", "train_cell"]
+
+summarise = temperature_summary  # the grid's statistics live in the torch-free summaries
 
 
 def train_cell(
@@ -85,52 +85,3 @@ def train_cell(
         ("train_loss", train_loss),
     ]
     return rows, result.status
-
-
-def summarise(frame: pd.DataFrame, quantity: str = "final_sharpness") -> dict[str, float]:
-    """Kendall's tau between ``eta / B`` and ``quantity``, and spreads of its logarithm.
-
-    Args:
-        frame: rows of ``results/tables/temperature.csv`` (``lr, batch_size, seed, quantity,
-            value``); NaN values (runs that did not complete) are left out.
-        quantity: the measured quantity compared.
-
-    Returns:
-        ``n_runs``; ``kendall_tau`` and its two-sided ``kendall_p`` over every run;
-        ``equal_ratio_groups``, the number of ``eta / B`` values shared by at least two
-        distinct ``(eta, B)`` cells; ``equal_ratio_spread``, the pooled standard deviation of
-        ``log10(quantity)`` within those groups; ``seed_spread``, the pooled standard deviation
-        within cells (seeds only: the noise floor); ``overall_spread``, that of all runs.
-    """
-    rows = frame[(frame["quantity"] == quantity) & np.isfinite(frame["value"])].copy()
-    rows = rows[rows["value"] > 0]
-    rows["ratio"] = rows["lr"] / rows["batch_size"]
-    rows["log_value"] = np.log10(rows["value"])
-    rows["ratio_key"] = np.round(np.log(rows["ratio"]), 9)
-    out: dict[str, float] = {"n_runs": float(len(rows))}
-    if len(rows) >= 3:
-        tau, p = stats.kendalltau(rows["ratio_key"], rows["value"])  # ties exact
-        out["kendall_tau"], out["kendall_p"] = float(tau), float(p)
-    else:
-        out["kendall_tau"] = out["kendall_p"] = math.nan
-
-    def pooled(groups) -> float:
-        squares, dof = 0.0, 0
-        for _, values in groups:
-            if len(values) >= 2:
-                squares += float(((values - values.mean()) ** 2).sum())
-                dof += len(values) - 1
-        return math.sqrt(squares / dof) if dof else math.nan
-
-    shared = [
-        group["log_value"]
-        for _, group in rows.groupby("ratio_key")
-        if group[["lr", "batch_size"]].drop_duplicates().shape[0] >= 2
-    ]
-    out["equal_ratio_groups"] = float(len(shared))
-    out["equal_ratio_spread"] = pooled((None, g) for g in shared)
-    out["seed_spread"] = pooled(
-        (key, g["log_value"]) for key, g in rows.groupby(["lr", "batch_size"])
-    )
-    out["overall_spread"] = float(rows["log_value"].std(ddof=1)) if len(rows) >= 2 else math.nan
-    return out
