@@ -62,7 +62,7 @@ rule eos:
     wildcard_constraints:
         name="[A-Za-z][A-Za-z0-9_]*",
         factor=r"[0-9][0-9.e+-]*",
-    threads: config["threads"]
+    threads: DYNAMICS["threads"]
     resources:
         gpu=GPU_JOB,
     conda:
@@ -87,7 +87,7 @@ rule noise:
         epochs=lambda w: epochs(w.experiment),
         flags=cli_flags({k: v for k, v in NOISE.items() if k not in ("enabled", "experiments")}),
         hessian_seed=CURVATURE["subset_seed"],
-    threads: config["threads"]
+    threads: DYNAMICS["threads"]
     resources:
         gpu=GPU_JOB,
     conda:
@@ -110,7 +110,7 @@ rule escape:
     params:
         flags=cli_flags({k: json.dumps(v) if k == "lr" else v for k, v in ESCAPE.items()
                          if k not in ("enabled", "seeds", "name")}),
-    threads: config["threads"]
+    threads: DYNAMICS["threads"]
     resources:
         gpu=GPU_JOB,
     conda:
@@ -134,7 +134,7 @@ rule temperature:
         checkpoints="results/checkpoints/temperature/batch{batch}",
     wildcard_constraints:
         batch=r"\d+",
-    threads: config["threads"]
+    threads: DYNAMICS["threads"]
     resources:
         gpu=GPU_JOB,
     conda:
