@@ -153,6 +153,13 @@ else:
         f"{n_runs} runs): sharpness {trend} with eta/B"
         + (" (p < 0.05)" if p < 0.05 else " (not significant at 0.05)")
     )
+if np.isfinite(summary["kendall_tau_given_train_loss"]):
+    print(
+        f"At 2 epochs a smaller eta/B also trains less far (Kendall's tau between eta/B and "
+        f"the final training loss: {summary['train_loss_tau']:.3f}); with log training loss "
+        f"regressed out of log sharpness, tau is {summary['kendall_tau_given_train_loss']:.3f} "
+        f"(p = {summary['kendall_p_given_train_loss']:.3g})"
+    )
 for group in summary["groups"]:
     cells = "; ".join(
         f"lr {lr:g}, B {b}: " + ", ".join(f"{v:.3g}" for v in cell.value)

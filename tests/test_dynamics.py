@@ -378,4 +378,11 @@ def test_temperature_statistics():
     assert summary["kendall_tau"] < -0.9
     # lr 0.02 / batch 64 and lr 0.01 / batch 32 share lr/B; their sharpness differs by seed only.
     assert summary["equal_ratio_groups"] == 2
+    assert np.isnan(summary["kendall_tau_given_train_loss"])  # no training loss in the table
+    losses = frame.assign(quantity="train_loss", value=0.1 + frame["seed"] * 0.05)
+    with_loss = temperature.summarise(pd.concat([frame, losses], ignore_index=True))
+    # Sharpness here depends on eta/B and the seed, the loss on the seed only: taking the loss
+    # out leaves the dependence on eta/B entire.
+    assert with_loss["kendall_tau_given_train_loss"] == pytest.approx(-1.0, abs=0.1)
+    assert with_loss["train_loss_tau"] == pytest.approx(0.0, abs=1e-12)
     assert summary["equal_ratio_spread"] < summary["overall_spread"]

@@ -31,7 +31,10 @@ def temperature_summary(frame: pd.DataFrame, quantity: str = "final_sharpness") 
         ``log10(quantity)`` within those groups; ``seed_spread``, the pooled standard deviation
         within cells (seeds only: the noise floor); ``overall_spread``, that of all runs;
         ``equal_ratio_dof`` and ``seed_dof``, the pooled spreads' degrees of freedom;
-        ``groups``, the ``eta / B`` groups themselves (frames of their rows).
+        ``groups``, the ``eta / B`` groups themselves (frames of their rows);
+        ``train_loss_tau``, Kendall's tau between ``eta / B`` and the final training loss, and
+        ``kendall_tau_given_train_loss`` with its ``kendall_p_given_train_loss``, the tau of
+        ``quantity`` once the training loss is taken out (:func:`_given_train_loss`).
     """
     rows = frame[(frame["quantity"] == quantity) & np.isfinite(frame["value"])].copy()
     rows = rows[rows["value"] > 0]
@@ -65,4 +68,30 @@ def temperature_summary(frame: pd.DataFrame, quantity: str = "final_sharpness") 
         (key, g["log_value"]) for key, g in rows.groupby(["lr", "batch_size"])
     )
     out["overall_spread"] = float(rows["log_value"].std(ddof=1)) if len(rows) >= 2 else math.nan
+    out.update(_given_train_loss(frame, rows, quantity))
     return out
+
+
+def _given_train_loss(frame: pd.DataFrame, rows: pd.DataFrame, quantity: str) -> dict:
+    """Kendall's tau between ``eta / B`` and ``log(quantity)`` with the training loss taken out.
+
+    At a fixed number of epochs a smaller ``eta / B`` also trains less far, and sharpness
+    falls as training proceeds; the residual of a least-squares fit of ``log(quantity)`` on
+    ``log(train_loss)`` (per run) removes what the final training loss explains.
+    """
+    nan = {"train_loss_tau": math.nan, "kendall_tau_given_train_loss": math.nan,
+           "kendall_p_given_train_loss": math.nan}  # fmt: skip
+    if quantity == "train_loss":
+        return nan
+    loss = frame[frame["quantity"] == "train_loss"].set_index(["lr", "batch_size", "seed"])["value"]
+    keyed = rows.set_index(["lr", "batch_size", "seed"])
+    both = keyed.join(loss.rename("train_loss"), how="inner")
+    both = both[np.isfinite(both["train_loss"]) & (both["train_loss"] > 0)]
+    if len(both) < 4:
+        return nan
+    x, y = np.log(both["train_loss"].to_numpy()), np.log(both["value"].to_numpy())
+    residual = y - np.polyval(np.polyfit(x, y, 1), x)
+    tau, p = stats.kendalltau(both["ratio_key"], residual)
+    loss_tau, _ = stats.kendalltau(both["ratio_key"], both["train_loss"])
+    return {"train_loss_tau": float(loss_tau), "kendall_tau_given_train_loss": float(tau),
+            "kendall_p_given_train_loss": float(p)}  # fmt: skip
