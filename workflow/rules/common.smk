@@ -359,3 +359,84 @@ def notebook_parameters(wildcards, input, output):
     pairs += [f"figure_png={output.png}", f"figure_pdf={output.pdf}"]
     pairs += [f"{key}={value}" for key, value in NOTEBOOK_SETTINGS.get(wildcards.name, {}).items()]
     return " ".join(f"-p {shlex.quote(pair)}" for pair in pairs)
+
+
+# ----- The optimisation-dynamics study (workflow/rules/dynamics.smk) -----
+DYNAMICS = config["dynamics"]
+EOS = DYNAMICS["eos"]
+NOISE = DYNAMICS["noise"]
+ESCAPE = DYNAMICS["escape"]
+TEMPERATURE = DYNAMICS["temperature"]
+DYNAMICS_DATA = data_file(DYNAMICS["dataset"])
+DYNAMICS_FLAGS = f"--data {DYNAMICS_DATA} --dataset {DYNAMICS['dataset']} --device {config['device']}"
+EOS_RUN = "results/dynamics/eos/{name}/c{factor}.csv"
+
+
+def factor_label(factor):
+    return f"{factor:g}"
+
+
+def eos_files():
+    return [EOS_RUN.format(name=name, factor=factor_label(f))
+            for name, run in EOS["runs"].items() for f in run["factors"]]
+
+
+def noise_experiments():
+    """The experiments whose checkpoints the noise stage measures (checked at parse time)."""
+    names = NOISE["experiments"]
+    if names is None:
+        return list(EXPERIMENTS)
+    unknown = sorted(set(names) - set(EXPERIMENTS))
+    if unknown:
+        raise ValueError(f"dynamics.noise.experiments names {unknown}, which are not among the "
+                         f"experiments that run {sorted(EXPERIMENTS)}")
+    return names
+
+
+NOISE_EXPERIMENTS = noise_experiments()
+
+
+def noise_files():
+    return [f"{run_path(e, s)}/noise.csv" for e in NOISE_EXPERIMENTS for s in SEEDS]
+
+
+def eos_flags(wildcards):
+    run = EOS["runs"][wildcards.name]
+    settings = {k: EOS[k] for k in ("subset", "subset_seed", "seed", "measure_every",
+                                    "lanczos_iter", "tol", "chunk_size", "edge")}
+    settings["stop_after_edge"] = json.dumps(EOS["stop_after_edge"])
+    settings.update(model=run["model"], loss=run["loss"], momentum=run["momentum"],
+                    steps=run["steps"] or EOS["steps"])
+    return f"{cli_flags(settings)} --factor {wildcards.factor}"
+
+
+# Stable tables: collected per-job tables, and the two summaries.
+DYNAMICS_TABLES = {
+    "eos": (EOS["enabled"], eos_files, EOS),
+    "noise": (NOISE["enabled"], noise_files, NOISE),
+    "escape": (ESCAPE["enabled"], lambda: [f"results/dynamics/escape/seed{s}.csv" for s in ESCAPE["seeds"]], ESCAPE),
+    "temperature": (TEMPERATURE["enabled"], lambda: [f"results/dynamics/temperature/batch{b}.csv" for b in TEMPERATURE["batch_sizes"]], TEMPERATURE),
+}
+
+
+# The report's own run (the first experiment) on the EoS figure: its sharpness against
+# 2 (1 + beta) / eta.
+REPORT_EXPERIMENT = next(iter(EXPERIMENTS))
+if EOS["enabled"]:
+    TABLES += ["results/tables/eos.csv", "results/tables/eos_summary.csv"]
+    FIGURES["edge_of_stability"] = ["runs", "eos", "eos_summary", "curvature"]
+    NOTEBOOK_SETTINGS["edge_of_stability"] = {
+        "report_experiment": REPORT_EXPERIMENT,
+        "report_lr": EXPERIMENTS[REPORT_EXPERIMENT]["optimizer"]["lr"],
+        "report_momentum": EXPERIMENTS[REPORT_EXPERIMENT]["optimizer"]["momentum"],
+    }
+if NOISE["enabled"]:
+    TABLES += ["results/tables/noise.csv"]
+    FIGURES["noise_geometry"] = ["runs", "noise"]
+if ESCAPE["enabled"]:
+    TABLES += ["results/tables/escape.csv", "results/tables/escape_summary.csv"]
+    FIGURES["escape"] = ["runs", "escape", "escape_summary"]
+    NOTEBOOK_SETTINGS["escape"] = {"escape_ratio": ESCAPE["escape_ratio"]}
+if TEMPERATURE["enabled"]:
+    TABLES += ["results/tables/temperature.csv"]
+    FIGURES["temperature"] = ["runs", "temperature"]
