@@ -6,6 +6,7 @@ threshold 2 (1 + beta) / eta. Writes the loss, accuracy and sharpness along the 
 """
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -17,35 +18,23 @@ from lossgeom import eos
 from lossgeom.data import chunks, get_dataset
 from lossgeom.models import build_model
 from lossgeom.provenance import provenance, write_table
-from lossgeom.runs import add_common_arguments, json_argument, setup, training_subset
+from lossgeom.runs import add_common_arguments, add_required, setup, training_subset
 from lossgeom.tables import columns
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_arguments(parser)
-    parser.add_argument("--experiment", required=True, help="the EoS experiment's name")
-    parser.add_argument("--model", type=json_argument, required=True, help="JSON model spec")
     parser.add_argument("--loss", choices=sorted(eos.LOSSES), required=True)
-    parser.add_argument(
-        "--factor", type=float, required=True, help="c in eta = 2(1+beta)/(c lambda0)"
-    )
-    parser.add_argument("--momentum", type=float, required=True)
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--measure-every", type=int, required=True)
-    parser.add_argument("--lanczos-iter", type=int, required=True)
-    parser.add_argument("--tol", type=float, required=True)
-    parser.add_argument(
-        "--edge", type=float, required=True, help="edge reached at edge x threshold"
-    )
-    parser.add_argument(
-        "--stop-after-edge", type=json_argument, required=True, help="steps at the edge, or null"
-    )
-    parser.add_argument("--subset", type=int, required=True, help="training samples (full batch)")
-    parser.add_argument("--subset-seed", type=int, required=True)
-    parser.add_argument("--chunk-size", type=int, required=True)
-    parser.add_argument("--seed", type=int, required=True, help="initialisation and Lanczos seed")
-    parser.add_argument("--output", required=True)
+    add_required(
+        parser, experiment=(str, "the EoS experiment's name"), model=(json, "JSON model spec"),
+        factor=(float, "c in eta = 2(1+beta)/(c lambda0)"), momentum=float, steps=int,
+        measure_every=int, lanczos_iter=int, tol=float,
+        edge=(float, "edge reached at edge x threshold"),
+        stop_after_edge=(json, "steps at the edge, or null"),
+        subset=(int, "training samples (full batch)"), subset_seed=int, chunk_size=int,
+        seed=(int, "initialisation and Lanczos seed"), output=str,
+    )  # fmt: skip
     args = parser.parse_args()
     if not args.factor > 1:
         parser.error(f"--factor must be > 1 (the run must start stable), got {args.factor}")

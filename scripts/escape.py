@@ -7,6 +7,7 @@ step (lossgeom.escape).
 
 import argparse
 import copy
+import json
 import logging
 import sys
 
@@ -18,7 +19,7 @@ from lossgeom import eos, escape
 from lossgeom.data import chunks, get_dataset, subset_indices
 from lossgeom.models import build_model
 from lossgeom.provenance import provenance, write_table
-from lossgeom.runs import add_common_arguments, json_argument, setup, training_subset
+from lossgeom.runs import add_common_arguments, add_required, setup, training_subset
 from lossgeom.tables import columns
 from lossgeom.training import evaluate
 
@@ -26,33 +27,19 @@ from lossgeom.training import evaluate
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_arguments(parser)
-    parser.add_argument("--experiment", required=True)
-    parser.add_argument("--model", type=json_argument, required=True)
-    parser.add_argument("--train-size", type=int, required=True)
-    parser.add_argument("--test-size", type=int, required=True)
-    parser.add_argument("--subset-seed", type=int, required=True)
-    parser.add_argument(
-        "--start-lr", type=float, required=True, help="GD step to the sharp minimum"
-    )
-    parser.add_argument("--start-steps", type=int, required=True)
-    parser.add_argument(
-        "--lr", type=json_argument, required=True, help="the dynamics' common step (null: start-lr)"
-    )
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--batch-size", type=int, required=True)
-    parser.add_argument("--top-k", type=int, required=True)
-    parser.add_argument("--measure-every", type=int, required=True)
-    parser.add_argument("--lanczos-iter", type=int, required=True)
-    parser.add_argument("--tol", type=float, required=True)
-    parser.add_argument("--escape-ratio", type=float, required=True)
-    parser.add_argument("--dynamics", type=json_argument, required=True, help="JSON list")
-    parser.add_argument("--chunk-size", type=int, required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--output", required=True)
+    add_required(
+        parser, experiment=str, model=(json, "JSON model spec"), train_size=int, test_size=int,
+        subset_seed=int, start_lr=(float, "GD step to the sharp minimum"), start_steps=int,
+        lr=(json, "the dynamics' common step (null: start-lr)"), steps=int, batch_size=int,
+        top_k=int, measure_every=int, lanczos_iter=int, tol=float, escape_ratio=float,
+        dynamics=(json, "JSON list"), chunk_size=int, seed=int, output=str,
+    )  # fmt: skip
     args = parser.parse_args()
     unknown = sorted(set(args.dynamics) - set(escape.DYNAMICS))
     if unknown or not args.dynamics:
         parser.error(f"--dynamics must name some of {escape.DYNAMICS}, got {args.dynamics}")
+    if args.top_k >= args.train_size:
+        parser.error(f"--top-k ({args.top_k}) must be below --train-size ({args.train_size})")
     device, data = setup(args)
     info = get_dataset(args.dataset)
     spec = {"input_dim": info.input_dim, "num_classes": info.num_classes, **args.model}

@@ -7,44 +7,49 @@ import argparse
 import logging
 import math
 import sys
+from pathlib import Path
 
 import pandas as pd
 import torch.nn.functional as F
 
 from lossgeom.noise import noise_geometry
 from lossgeom.provenance import provenance, write_table
-from lossgeom.runs import add_common_arguments, load_weights, setup, subset_batches, training_subset
+from lossgeom.runs import (
+    add_common_arguments,
+    add_required,
+    load_weights,
+    setup,
+    subset_batches,
+    training_subset,
+)
 from lossgeom.tables import NOISE_QUANTITIES, columns
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_arguments(parser)
-    parser.add_argument("--weights-dir", required=True, help="the run's weights folder")
-    parser.add_argument("--epochs", type=int, required=True, help="epoch0.pt to epoch<N>.pt")
-    parser.add_argument(
-        "--subset", type=int, required=True, help="samples whose gradients define Sigma"
-    )
-    parser.add_argument("--subset-seed", type=int, required=True)
-    parser.add_argument("--hessian-subset", type=int, required=True, help="samples defining H")
-    parser.add_argument("--hessian-seed", type=int, required=True)
-    parser.add_argument("--top-k", type=int, required=True)
-    parser.add_argument("--trace-matvecs", type=int, required=True)
-    parser.add_argument("--tol", type=float, required=True)
-    parser.add_argument("--chunk-size", type=int, required=True)
-    parser.add_argument("--seed", type=int, required=True, help="seeds Lanczos and Hutch++")
-    parser.add_argument("--output", required=True)
+    add_required(
+        parser, weights_dir=(str, "the run's weights folder"),
+        epochs=(int, "epoch0.pt to epoch<N>.pt"),
+        subset=(int, "samples whose gradients define Sigma"), subset_seed=int,
+        hessian_subset=(int, "samples defining H"), hessian_seed=int, top_k=int,
+        trace_matvecs=int, tol=float, chunk_size=int, seed=(int, "seeds Lanczos and Hutch++"),
+        output=str,
+    )  # fmt: skip
     args = parser.parse_args()
     if args.subset <= args.top_k:
         parser.error(f"--subset ({args.subset}) must exceed --top-k ({args.top_k})")
+    paths = [Path(args.weights_dir) / f"epoch{epoch}.pt" for epoch in range(args.epochs + 1)]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        parser.error(f"weight files missing: {', '.join(missing)}")
     device, data = setup(args)
     x, y = training_subset(data, args.subset, args.subset_seed)
     batches = subset_batches(data, args.hessian_subset, args.hessian_seed, args.chunk_size)
     rows, extra, hashes = [], {}, {}
-    for epoch in range(args.epochs + 1):
-        path = f"{args.weights_dir}/epoch{epoch}.pt"
+    for epoch, path in enumerate(paths):
         model, meta = load_weights(path, device)
-        hashes[path] = meta.get("config_hash")
+        hashes[str(path)] = meta.get("config_hash")
         base = {"experiment": meta["experiment"], "seed": meta["seed"], "epoch": meta["epoch"]}
         if model is None:
             logging.warning("%s; writing NaN", meta["skipped"])

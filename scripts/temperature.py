@@ -1,6 +1,7 @@
 """SGD temperature: train the grid's cells of one batch size and measure their final geometry."""
 
 import argparse
+import json
 import logging
 import sys
 
@@ -8,7 +9,7 @@ import pandas as pd
 
 from lossgeom.data import Dataset, get_dataset, md5sum
 from lossgeom.provenance import provenance, write_table
-from lossgeom.runs import add_common_arguments, json_argument, setup, training_subset
+from lossgeom.runs import add_common_arguments, add_required, setup, training_subset
 from lossgeom.tables import columns
 from lossgeom.temperature import train_cell
 
@@ -16,21 +17,18 @@ from lossgeom.temperature import train_cell
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_arguments(parser)
-    parser.add_argument("--batch-size", type=int, required=True)
-    parser.add_argument("--lrs", type=json_argument, required=True, help="JSON list")
-    parser.add_argument("--seeds", type=json_argument, required=True, help="JSON list")
-    parser.add_argument("--model", type=json_argument, required=True)
-    parser.add_argument("--momentum", type=float, required=True)
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("--train-subset", type=int, required=True)
-    parser.add_argument("--subset-seed", type=int, required=True)
-    parser.add_argument("--curvature-subset", type=int, required=True)
-    parser.add_argument("--trace-matvecs", type=int, required=True)
-    parser.add_argument("--tol", type=float, required=True)
-    parser.add_argument("--chunk-size", type=int, required=True)
-    parser.add_argument("--checkpoint-dir", required=True)
-    parser.add_argument("--output", required=True)
+    add_required(
+        parser, batch_size=int, lrs=(json, "JSON list"), seeds=(json, "JSON list"),
+        model=(json, "JSON model spec"), momentum=float, epochs=int, train_subset=int,
+        subset_seed=int, curvature_subset=int, trace_matvecs=int, tol=float, chunk_size=int,
+        checkpoint_dir=str, output=str,
+    )  # fmt: skip
     args = parser.parse_args()
+    lrs_ok = isinstance(args.lrs, list) and args.lrs
+    if not lrs_ok or not all(isinstance(v, (int, float)) and v > 0 for v in args.lrs):
+        parser.error(f"--lrs must be a non-empty JSON list of positive numbers, got {args.lrs}")
+    if not isinstance(args.seeds, list) or not all(isinstance(v, int) for v in args.seeds):
+        parser.error(f"--seeds must be a JSON list of integers, got {args.seeds}")
     device, data = setup(args)
     info = get_dataset(args.dataset)
     x, y = training_subset(data, args.train_subset, args.subset_seed)

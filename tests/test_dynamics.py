@@ -8,6 +8,9 @@ noise samplers' covariances, the dynamics) and lossgeom.temperature (the grid's 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,7 +305,7 @@ def test_noise_statistics_match_the_dense_covariance():
 
 def test_dynamics_gd_is_deterministic_and_sgd_is_seeded():
     model, x, y = problem(n=30)
-    start = model.state_dict()
+    start = {k: v.clone() for k, v in model.state_dict().items()}  # steps update in place
     statistics = escape.noise_statistics(model, F.cross_entropy, x, y, k=3)
     runs = {}
     for dynamics, seed in (("gd", 0), ("gd", 1), ("sgd", 0), ("sgd", 0), ("sgd", 1),
@@ -386,3 +389,54 @@ def test_temperature_statistics():
     assert with_loss["kendall_tau_given_train_loss"] == pytest.approx(-1.0, abs=0.1)
     assert with_loss["train_loss_tau"] == pytest.approx(0.0, abs=1e-12)
     assert summary["equal_ratio_spread"] < summary["overall_spread"]
+
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+COMMON = ["--data", "absent.pt", "--dataset", "mnist", "--device", "cpu", "--threads", "1"]
+
+
+@pytest.mark.parametrize(
+    ("script", "flags", "message"),
+    [
+        ("eos.py", {"--steps": "0"}, "argument --steps: must be a positive integer, got 0"),
+        ("eos.py", {"--factor": "1"}, "--factor must be > 1"),
+        ("eos.py", {"--tol": "abc"}, "argument --tol: not a number: 'abc'"),
+        ("escape.py", {"--top-k": "60"}, "--top-k (60) must be below --train-size (50)"),
+        ("escape.py", {"--dynamics": '["gd", "warp"]'}, "--dynamics must name some of"),
+        ("noise.py", {"--weights-dir": "nowhere"}, "weight files missing: nowhere/epoch0.pt"),
+        ("temperature.py", {"--lrs": "[0.1, -1]"}, "--lrs must be a non-empty JSON list"),
+        ("temperature.py", {"--seeds": "0"}, "--seeds must be a JSON list of integers"),
+    ],
+)
+def test_dynamics_scripts_name_bad_input_before_any_work(tmp_path, script, flags, message):
+    """Each bad flag is refused by the parser (exit 2) before the data file is even opened."""
+    valid = {
+        "eos.py": {"--experiment": "t", "--model": '{"name": "mlp", "hidden": [4]}',
+                   "--loss": "mse", "--factor": "2", "--momentum": "0", "--steps": "5",
+                   "--measure-every": "5", "--lanczos-iter": "5", "--tol": "1e-3",
+                   "--edge": "0.9", "--stop-after-edge": "null", "--subset": "50",
+                   "--subset-seed": "0", "--chunk-size": "50", "--seed": "0"},
+        "escape.py": {"--experiment": "e", "--model": '{"name": "mlp", "hidden": [4]}',
+                      "--train-size": "50", "--test-size": "50", "--subset-seed": "0",
+                      "--start-lr": "0.1", "--start-steps": "5", "--lr": "null", "--steps": "4",
+                      "--batch-size": "10", "--top-k": "5", "--measure-every": "2",
+                      "--lanczos-iter": "5", "--tol": "1e-3", "--escape-ratio": "0.5",
+                      "--dynamics": '["gd"]', "--chunk-size": "50", "--seed": "0"},
+        "noise.py": {"--weights-dir": "nowhere", "--epochs": "1", "--subset": "50",
+                     "--subset-seed": "0", "--hessian-subset": "50", "--hessian-seed": "0",
+                     "--top-k": "5", "--trace-matvecs": "6", "--tol": "1e-3",
+                     "--chunk-size": "50", "--seed": "0"},
+        "temperature.py": {"--batch-size": "32", "--lrs": "[0.1]", "--seeds": "[0]",
+                           "--model": '{"name": "mlp", "hidden": [4]}', "--momentum": "0.9",
+                           "--epochs": "1", "--train-subset": "200", "--subset-seed": "0",
+                           "--curvature-subset": "50", "--trace-matvecs": "6", "--tol": "1e-3",
+                           "--chunk-size": "100", "--checkpoint-dir": "ck"},
+    }[script]  # fmt: skip
+    arguments = [a for k, v in {**valid, **flags, "--output": "o.csv"}.items() for a in (k, v)]
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *COMMON, *arguments],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -52,3 +52,5 @@ def test_a_file_without_a_checksum_is_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(IntegrityError, match="junk.pt: unreadable"):
         load_torch(tmp_path / "junk.pt")
+    with pytest.raises(IntegrityError, match="gone.pt: no such file"):
+        load_torch(tmp_path / "gone.pt")

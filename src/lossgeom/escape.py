@@ -37,8 +37,8 @@ from torch import Tensor, nn
 from lossgeom import tables
 from lossgeom.data import chunks
 from lossgeom.eos import full_batch_gradient, sharpness
-from lossgeom.models import evaluation_mode, flat_parameters, set_flat_parameters
-from lossgeom.noise import per_sample_gradients
+from lossgeom.models import evaluation_mode, flat_parameters
+from lossgeom.noise import per_sample_gradients, sigma_eigenpairs
 from lossgeom.training import evaluate
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -71,17 +71,12 @@ class NoiseStatistics:
 def noise_statistics(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, k: int = 20,
                      chunk_size: int = 256) -> NoiseStatistics:  # fmt: skip
     """``Sigma`` (unbiased, over the samples ``x, y``) as trace, diagonal and top-k pairs."""
-    n = x.shape[0]
-    if not 1 <= k < n:
-        raise ValueError(f"need 1 <= k < n samples, got k={k} and n={n}")
+    if not 1 <= k < x.shape[0]:
+        raise ValueError(f"need 1 <= k < n samples, got k={k} and n={x.shape[0]}")
     centred = per_sample_gradients(model, loss_fn, x, y, chunk_size)
     centred -= centred.mean(0)
-    diagonal = (centred.double() ** 2).sum(0) / (n - 1)
-    gram = (centred.double() @ centred.double().T) / (n - 1)
-    values, weights = torch.linalg.eigh(gram)
-    values, weights = values.flip(0)[:k].clamp_min(0), weights.flip(1)[:, :k]
-    vectors = (weights.T.to(centred.dtype) @ centred).double()
-    vectors /= torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
+    values, vectors = sigma_eigenpairs(centred, k)
+    diagonal = (centred.double() ** 2).sum(0) / (x.shape[0] - 1)
     return NoiseStatistics(float(diagonal.sum()), diagonal, values, vectors)
 
 
@@ -236,13 +231,21 @@ def continue_run(
 
 
 def _update(model, loss_fn, batches, params, lr, noise, generator) -> None:
-    """One step ``theta <- theta - lr (gradient + noise)`` (no noise for GD and SGD)."""
+    """One step ``theta <- theta - lr (gradient + noise)`` in place (no noise for GD and SGD).
+
+    The noise is drawn in float64 on the CPU from ``generator`` and then cast, so a seed gives
+    the same draws on every device.
+    """
     full_batch_gradient(model, loss_fn, batches, params)
     with torch.no_grad():
-        gradient = torch.cat([p.grad.reshape(-1) for p in params])
-        if noise is not None:
-            gradient += noise.sample(generator, gradient)
-        set_flat_parameters(model, flat_parameters(model) - lr * gradient)
+        draw = noise.sample(generator, params[0]) if noise is not None else None
+        offset = 0
+        for p in params:
+            step = p.grad
+            if draw is not None:
+                step = step + draw[offset : offset + p.numel()].view_as(p)
+                offset += p.numel()
+            p.sub_(lr * step)
 
 
 @torch.no_grad()

@@ -46,7 +46,14 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 # The quantities of results/tables/noise.csv, in their order.
 QUANTITIES = NOISE_QUANTITIES
 
-__all__ = ["QUANTITIES", "Estimate", "NoiseGeometry", "noise_geometry", "per_sample_gradients"]
+__all__ = [
+    "QUANTITIES",
+    "Estimate",
+    "NoiseGeometry",
+    "noise_geometry",
+    "per_sample_gradients",
+    "sigma_eigenpairs",
+]
 
 
 def per_sample_gradients(
@@ -167,12 +174,20 @@ class NoiseGeometry:
         return [(q, getattr(self, q).value, getattr(self, q).stderr) for q in QUANTITIES]
 
 
-def _sigma_top_vectors(centred: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Sigma's top-k eigenpairs from the Gram matrix of the centred gradients (rows)."""
+def sigma_eigenpairs(centred: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Sigma's top-k eigenpairs from the centred per-sample gradients (rows), never forming it.
+
+    ``Sigma = C^T C / (n - 1)`` shares its nonzero eigenvalues with the ``n x n`` Gram matrix
+    ``C C^T / (n - 1)``; each eigenvector ``w`` of the Gram matrix maps to ``C^T w``
+    (normalised). Returns the values (descending, clamped at 0 against round-off) in float64
+    and the vectors as float64 rows.
+    """
     n = centred.shape[0]
+    if not 1 <= k < n:
+        raise ValueError(f"need 1 <= k < n samples, got k={k} and n={n}")
     gram = (centred.double() @ centred.double().T) / (n - 1)
     values, vectors = torch.linalg.eigh(gram)
-    values, vectors = values.flip(0)[:k], vectors.flip(1)[:, :k]
+    values, vectors = values.flip(0)[:k].clamp_min(0), vectors.flip(1)[:, :k]
     directions = (vectors.T.to(centred.dtype) @ centred).double()
     directions /= torch.linalg.vector_norm(directions, dim=1, keepdim=True)
     return values, directions
@@ -257,7 +272,7 @@ def noise_geometry(
         n_hvp = operator.n_matvecs
     top = eig.vectors.double()
     projected = ((centred.double() @ top.T) ** 2).sum(1) * scale
-    sigma_values, sigma_vectors = _sigma_top_vectors(centred, k)
+    sigma_values, sigma_vectors = sigma_eigenpairs(centred, k)
     alignment = float((top @ sigma_vectors.T).pow(2).sum()) / k
 
     trace_sigma = _mean(squared)

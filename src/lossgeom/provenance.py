@@ -127,6 +127,8 @@ def load_torch(path: str | os.PathLike, map_location: Any = None) -> dict:
     """
     import torch
 
+    if not os.path.exists(path):
+        raise IntegrityError(f"{path}: no such file; run the job that writes it first")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way

@@ -57,7 +57,11 @@ def check_same_architecture(spec_a: dict, spec_b: dict, what: str) -> None:
 
 def training_subset(data: Dataset, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed, seeded training subset that curvature and slices are measured on."""
-    index = subset_indices(data.train_x.shape[0], size, seed).to(data.train_x.device)
+    n_total = data.train_x.shape[0]
+    if size > n_total:
+        logging.warning("a subset of %d asked for; the training set has %d: using all of it",
+                        size, n_total)  # fmt: skip
+    index = subset_indices(n_total, size, seed).to(data.train_x.device)
     return data.train_x[index], data.train_y[index]
 
 
@@ -78,6 +82,49 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", required=True, help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, required=True, help="torch CPU threads (0: default)")
+
+
+SIGNED = ("seed", "subset_seed", "hessian_seed", "momentum")
+"""Flags that :func:`add_required` leaves unrestricted (zero is a valid seed and momentum)."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {value}")
+    return value
+
+
+def add_required(
+    parser: argparse.ArgumentParser, signed: tuple[str, ...] = SIGNED, **flags: Any
+) -> None:
+    """Required flags, one keyword each: ``name=type`` or ``name=(type, help)``.
+
+    ``subset_seed=int`` adds ``--subset-seed``; ``json`` as the type parses the value as JSON;
+    ``int`` and ``float`` mean positive values (:func:`positive_int`, :func:`positive_float`)
+    unless the name is in ``signed`` (seeds, momentum: any value the library accepts).
+    """
+    for name, spec in flags.items():
+        kind, help_text = spec if isinstance(spec, tuple) else (spec, None)
+        if name not in signed:
+            kind = {int: positive_int, float: positive_float}.get(kind, kind)
+        kind = json_argument if kind is json else kind
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, required=True, help=help_text)
 
 
 def setup(args: argparse.Namespace) -> tuple[torch.device, Dataset]:
