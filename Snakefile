@@ -23,6 +23,7 @@ include: "workflow/rules/landscape.smk"
 include: "workflow/rules/connectivity.smk"
 include: "workflow/rules/bounds.smk"
 include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/architectures.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
+from lossgeom.config_checks import check_config
+from lossgeom.data import DATASETS
 from tests.conftest import REPO
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -38,8 +40,11 @@ def test_minimal_config_gets_the_reports_setup():
     config = {"experiments": {"x": {}}}
     validate(config, SCHEMA)
     experiment = config["experiments"]["x"]
-    assert experiment["model"]["hidden"] == [512] and experiment["model"]["activation"] == "relu"
+    # The schema names the model; its options come from the registry at parse time.
+    assert experiment["model"] == {"name": "mlp"}
     assert experiment["batch_size"] == 128 and config["seeds"] == [0, 1, 2]
+    check_config(config, DATASETS, SCHEMA)
+    assert experiment["model"]["hidden"] == [512] and experiment["model"]["activation"] == "relu"
 
 
 def test_presets_validate():
@@ -47,8 +52,7 @@ def test_presets_validate():
     assert {"smoke", "full", "fashion_mnist"} <= set(presets)
     for preset in presets:
         config = load("config/config.yaml")
-        for key, value in load(f"config/presets/{preset}.yaml").items():
-            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+        update_config(config, load(f"config/presets/{preset}.yaml"))  # as Snakemake merges
         validate(config, SCHEMA)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from lossgeom.config_checks import (
     ConfigError,
@@ -76,8 +76,7 @@ def test_default_config_and_presets_pass():
     checked(default_config())
     for preset in sorted((REPO / "config" / "presets").glob("*.yaml")):
         config = default_config()
-        for key, value in yaml.safe_load(preset.read_text()).items():
-            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+        update_config(config, yaml.safe_load(preset.read_text()))  # merged as Snakemake does
         checked(config)
 
 
@@ -138,7 +137,7 @@ def test_unknown_nested_key_names_its_parent():
     config = with_experiment(model={"hiden": [8]})
     message = rejected(config)
     assert "config key 'hiden' is not allowed in experiments.report_mlp.model" in message
-    assert "allowed: activation, hidden, input_dim" in message
+    assert "allowed: activation, blocks, channels, depth, dim, heads, hidden" in message
 
 
 @pytest.mark.parametrize(
@@ -234,7 +233,7 @@ def test_residual_widths_rejected_exactly_where_build_model_rejects_them(hidden)
         checked(config)
     else:
         message = rejected(config)
-        assert message.startswith("experiments.report_mlp.model.hidden: residual: true needs")
+        assert message.startswith("experiments.report_mlp.model.residual needs equal hidden")
         assert str(hidden) in message
 
 
@@ -498,3 +497,77 @@ def test_escape_needs_gd_as_its_reference():
 
 def test_escape_step_must_be_positive():
     assert "dynamics.escape.lr" in rejected(with_dynamics("escape", lr=0))
+
+
+def with_model(model: dict) -> dict:
+    """The default config with report_mlp's model replaced by ``model``."""
+    config = default_config()
+    config["experiments"]["report_mlp"]["model"] = model
+    return config
+
+
+@pytest.mark.parametrize(
+    ("model", "start"),
+    [
+        ({"name": "transformer"}, "experiments.report_mlp.model.name: 'transformer' is"),
+        ({"name": "vit", "depth": 0}, "experiments.report_mlp.model.depth: 0 is less than"),
+        ({"name": "mlp", "hidden": [64, 32], "residual": True},
+         "experiments.report_mlp.model.residual needs equal hidden widths"),
+        ({"name": "vit", "patch_size": 5},
+         "experiments.report_mlp.model.patch_size 5 does not divide the image side 28"),
+        ({"name": "cnn", "residual": True},
+         "experiments.report_mlp.model.residual is not an option of model 'cnn'"),
+        ({"name": "cnn", "kernel_size": 4}, "experiments.report_mlp.model.kernel_size must be odd"),
+        ({"name": "resnet", "norm": "layernorm"},
+         "experiments.report_mlp.model.norm 'layernorm' is unknown"),
+        ({"name": "resnet"}, "experiments.report_mlp.model.norm: batchnorm cannot be used with"),
+        ({"name": "vit"}, "experiments.report_mlp.model.name: vit cannot run the connectivity"),
+    ],
+)  # fmt: skip
+def test_bad_models_are_named_at_parse_time(model, start):
+    assert rejected(with_model(model)).startswith(start)
+
+
+def test_models_are_completed_with_their_defaults():
+    config = checked(with_model({"name": "resnet", "norm": "none", "skip": False}))
+    model = config["experiments"]["report_mlp"]["model"]
+    assert model == {"name": "resnet", "input_dim": 784, "num_classes": 10, "in_channels": 1,
+                     "channels": [16, 32, 64], "blocks": 1, "skip": False, "norm": "none",
+                     "activation": "relu"}  # fmt: skip
+    report = checked(default_config())["experiments"]["report_mlp"]["model"]
+    assert report == {"name": "mlp", "input_dim": 784, "hidden": [512], "num_classes": 10,
+                      "activation": "relu", "residual": False, "norm": "none"}  # fmt: skip
+
+
+def with_architectures(**options) -> dict:
+    """The default config with the architecture study's section updated (one level deep)."""
+    config = default_config()
+    section = config.setdefault("architectures", {})
+    for key, value in options.items():
+        section[key] = {**section.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("options", "start"),
+    [
+        ({"mlp": {"depths": [0, 2]}}, "architectures.mlp.depths[0]: 0 is less than"),
+        ({"models": {"vit": {"model": {"name": "vit", "patch_size": 5}}}},
+         "architectures.models.vit.model.patch_size 5 does not divide the image side 28"),
+        ({"models": {"x": {"model": {"name": "resnet", "residual": True}}}},
+         "architectures.models.x.model.residual is not an option of model 'resnet'"),
+        ({"models": {"x": {"model": {"name": "mlp", "hidden": [8, 4], "residual": True}}}},
+         "architectures.models.x.model.residual needs equal hidden widths"),
+        ({"models": {"mlp_plain_d1": {"model": {"name": "cnn"}}}},
+         "architectures.models.mlp_plain_d1: the name of an MLP family member"),
+        ({"models": {"cnn": {"model": {"name": "cnn"}, "settings": {"curvature": 5}}}},
+         "architectures.models.cnn.settings.curvature: not a setting"),
+        ({"models": {"cnn": {"model": {"name": "cnn"}, "settings": {"map_size": 0}}}},
+         "architectures.models.cnn.settings.map_size: must be a positive number"),
+        ({"settings": {"map_seeds": [5]}}, "architectures.settings.map_seeds: [5] are not among"),
+        ({"train_subset": 100, "batch_size": 128}, "architectures.batch_size: 128 is larger than"),
+        ({"mlp": {"variants": ["plain", "dense"]}}, "architectures.mlp.variants[1]: 'dense' is"),
+    ],
+)  # fmt: skip
+def test_bad_architecture_settings_are_named_at_parse_time(options, start):
+    assert rejected(with_architectures(**options)).startswith(start)

@@ -47,7 +47,17 @@ CASES = {
         "norm": "batchnorm",
     },
     "softmax_regression": {"name": "mlp", "input_dim": 4, "hidden": [], "num_classes": 3},
-}
+    # The other registry families on 6 x 6 and 4 x 4 images (input_dim 36 and 16).
+    "cnn": {"name": "cnn", "input_dim": 36, "channels": [2, 3], "hidden": [4], "num_classes": 3,
+            "kernel_size": 3, "activation": "tanh"},
+    "resnet_batchnorm": {"name": "resnet", "input_dim": 16, "channels": [2, 3], "num_classes": 3,
+                         "activation": "tanh", "norm": "batchnorm"},
+    "resnet_no_skip_no_norm": {"name": "resnet", "input_dim": 16, "channels": [2, 3],
+                               "num_classes": 3, "activation": "tanh", "norm": "none",
+                               "skip": False},
+    "vit": {"name": "vit", "input_dim": 16, "patch_size": 2, "dim": 4, "depth": 1, "heads": 2,
+            "mlp_ratio": 1, "num_classes": 3},
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True, scope="module")

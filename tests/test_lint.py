@@ -15,7 +15,12 @@ MAX_FUNCTION_LINES = 80
 NOTEBOOK_LIBRARY_IMPORTS = {
     "lossgeom.figures": {"save_figure", "placeholder_figure", "notebook_runs"},
     "lossgeom.connectivity": {"bezier_point"},
-    "lossgeom.summaries": {"temperature_summary"},
+    "lossgeom.summaries": {
+        "temperature_summary",
+        "architecture_means",
+        "compare_architectures",
+        "depth_trend",
+    },
     "lossgeom.tables": {"read_table", "completed_only", "runs_note"},
 }
 

@@ -15,7 +15,7 @@ from lossgeom.checkpoints import CheckpointStore
 from lossgeom.data import load_dataset, prepare_dataset
 from lossgeom.provenance import IntegrityError
 from lossgeom.runs import load_weights
-from lossgeom.training import TrainingCheck, assess_run, train
+from lossgeom.training import AccuracyTarget, TrainingCheck, _RunState, assess_run, train
 from tests.conftest import REAL_MIRROR, REPO, flip_stored_byte, require_real_mirror
 
 SPEC = {
@@ -259,3 +259,33 @@ def test_a_finite_blow_up_is_failed_to_train_and_skipped_downstream(tmp_path, pr
     assert model is None and "the run failed to train (final training loss" in meta["skipped"]
     model, _ = load_weights(out / "weights" / "epoch2.pt", usable_only=False)
     assert model is not None
+
+
+def test_the_accuracy_milestone_follows_the_moving_minibatch_accuracy():
+    run = _RunState(None, None, None)
+    target = AccuracyTarget(accuracy=0.95, window=2)
+    for accuracy in (0.5, 0.9, 1.0, 1.0, 0.0):
+        run.count_step(accuracy, target)
+    assert run.steps == 5
+    assert run.reached_step == 3  # the mean of 0.9 and 1.0 first reaches 0.95 at step 3
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        AccuracyTarget(window=0)
+
+
+def test_the_milestone_survives_a_resume(tmp_path, synthetic_data):
+    target = AccuracyTarget(accuracy=0.5, window=5)
+    whole = train(SPEC, synthetic_data, 0, tmp_path / "whole", progress=False, target=target)
+    steps_per_epoch = -(-synthetic_data.train_x.shape[0] // SPEC["batch_size"])
+    assert whole.extra["steps"] == SPEC["epochs"] * steps_per_epoch
+    assert whole.extra["steps_to_target"] is not None
+
+    def crash(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(SPEC, synthetic_data, 0, tmp_path / "cut", progress=False, target=target,
+              after_checkpoint=crash)  # fmt: skip
+    resumed = train(SPEC, synthetic_data, 0, tmp_path / "cut", progress=False, target=target)
+    assert resumed.resumed_from == 1
+    assert resumed.extra == whole.extra

@@ -97,6 +97,8 @@ def test_dry_run_lists_every_stage(smoke_run):
         "temperature",
         "dynamics_table",
         "dynamics_summary",
+        "architecture",
+        "architecture_table",
         "figure",
         "index",
     ):
@@ -126,6 +128,10 @@ def test_every_declared_output_exists(smoke_run):
         "noise_geometry",
         "escape",
         "temperature",
+        "architecture_depth",
+        "architecture_spectra",
+        "nonconvexity_maps",
+        "architecture_barriers",
     ):
         for path in (
             f"results/figures/{name}.png",
@@ -175,6 +181,34 @@ def test_dynamics_tables(smoke_run):
     temperature = read_table(tables / "temperature.csv")
     assert len(temperature) == 2 * 2 * 1 * 4
     assert temperature.value.notna().all()
+
+
+def test_architecture_tables(smoke_run):
+    from lossgeom.tables import read_table
+
+    workdir, _ = smoke_run
+    tables = workdir / "results" / "tables"
+    names = {"mlp_plain_d1", "mlp_plain_d2", "mlp_residual_layernorm_d1",
+             "mlp_residual_layernorm_d2", "cnn", "resnet", "resnet_noskip", "vit"}  # fmt: skip
+    table = read_table(tables / "architectures.csv")
+    assert set(table.experiment) == names
+    assert set(table.family) == {"mlp", "cnn", "resnet", "vit"}
+    assert sorted(table.seed.unique()) == [0, 1]
+    skips = table.drop_duplicates("experiment").set_index("experiment").skip
+    assert skips["resnet"] == 1 and skips["resnet_noskip"] == 0 and skips["mlp_plain_d2"] == 0
+    assert skips["mlp_residual_layernorm_d2"] == 1
+    barriers = read_table(tables / "architecture_barriers.csv")
+    vit = barriers[(barriers.experiment == "vit") & (barriers.path == "aligned")]
+    assert vit.barrier.isna().all() and vit.note.str.contains("not applicable").all()
+    others = barriers[barriers.experiment != "vit"]
+    assert others.barrier.notna().all() and (others.barrier >= 0).all()
+    maps = read_table(tables / "nonconvexity.csv")
+    assert set(maps.experiment) == names and len(maps) == len(names) * 9
+    assert (maps.ratio >= 0).all()
+    curvature = read_table(tables / "architecture_curvature.csv")
+    assert set(curvature.epoch) == {0, 1}
+    density = read_table(tables / "architecture_density.csv")
+    assert len(density) == len(names) * 2 * 2 * 50  # seeds x (first, last epoch) x points
 
 
 def test_tables_have_the_stable_columns(smoke_run):

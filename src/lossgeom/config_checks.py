@@ -299,7 +299,6 @@ def _check_experiment(name: str, experiment: Mapping[str, Any], datasets: Mappin
     key = f"experiments.{name}"
     _check_optimizers(key, experiment)
     model = experiment["model"]
-    hidden = list(model.get("hidden", []))
     info = datasets.get(experiment["dataset"])  # an unknown one: the workflow says so
     sizes = [(f"{key}.batch_size", experiment["batch_size"])] + [
         (f"{key}.seed_overrides[{i}].batch_size", override["batch_size"])
@@ -312,15 +311,26 @@ def _check_experiment(name: str, experiment: Mapping[str, Any], datasets: Mappin
                 f"{where}: {size} is larger than the {info.name} training set "
                 f"({info.train_size} examples)"
             )
-    if model.get("residual") and len(set(hidden)) > 1:
-        raise ConfigError(
-            f"{key}.model.hidden: residual: true needs equal hidden widths (each layer adds "
-            f"its input to its output), got {hidden}"
-        )
-    if not hidden:
+    if info is not None:
+        model.setdefault("input_dim", info.input_dim)
+        model.setdefault("num_classes", info.num_classes)
+    from lossgeom.models import ModelConfigError, build_model, complete_spec  # imports torch
+
+    try:  # every model option, filled and checked by building the network once
+        model.update(complete_spec(model))
+        build_model(model)
+    except ModelConfigError as error:
+        raise ConfigError(f"{key}.{error}") from None
+    name, hidden = model["name"], model.get("hidden")
+    if name == "mlp" and not hidden:
         raise ConfigError(
             f"{key}.model.hidden: [] (no hidden layer) cannot run the connectivity stage, "
             "whose weight matching permutes hidden units; give at least one hidden layer"
+        )
+    if name == "vit":
+        raise ConfigError(
+            f"{key}.model.name: vit cannot run the connectivity stage (weight matching is not "
+            "applicable to attention); the architecture study (architectures:) measures it"
         )
     if model.get("norm") == "batchnorm":
         raise ConfigError(
@@ -457,6 +467,60 @@ def _check_dynamics(dynamics: Mapping[str, Any], datasets: Mapping) -> None:
             raise ConfigError(f"{key}: {value} is {bound} {what} ({limit})")
 
 
+def _check_architectures(section: Mapping[str, Any], datasets: Mapping) -> None:
+    """The architecture study: sizes against its dataset, its seeds, and every model it builds."""
+    if not section["enabled"]:
+        return
+    info = datasets.get(section["dataset"])
+    if info is None:
+        raise ConfigError(
+            f"architectures.dataset: {section['dataset']!r} is unknown; known: {sorted(datasets)}"
+        )
+    for key, value, limit, what in (
+        ("train_subset", section["train_subset"], info.train_size, "the training set"),
+        ("test_subset", section["test_subset"], info.test_size, "the test set"),
+        (
+            "batch_size",
+            section["batch_size"],
+            section["train_subset"],
+            "architectures.train_subset",
+        ),
+    ):
+        if value > limit:
+            raise ConfigError(f"architectures.{key}: {value} is larger than {what} ({limit})")
+    missing = sorted(set(section["settings"]["map_seeds"]) - set(section["seeds"]))
+    if missing:
+        raise ConfigError(
+            f"architectures.settings.map_seeds: {missing} are not among architectures.seeds "
+            f"{section['seeds']}"
+        )
+    from lossgeom.architectures import study_entries, study_settings  # imports torch
+    from lossgeom.models import ModelConfigError, build_model
+
+    try:
+        entries = study_entries(section)
+        for name in section["models"]:
+            study_settings(section, name)
+    except ValueError as error:  # a name clash, an unknown model or option: the key is named
+        raise ConfigError(str(error)) from None
+    for name, entry in entries.items():
+        where = (
+            f"architectures.models.{name}"
+            if name in section["models"]
+            else f"architectures.mlp ({name})"
+        )
+        model = {"input_dim": info.input_dim, "num_classes": info.num_classes, **entry["model"]}
+        try:
+            build_model(model)
+        except ModelConfigError as error:
+            raise ConfigError(f"{where}.{error}") from None
+        if entry["batch_size"] > section["train_subset"]:
+            raise ConfigError(
+                f"{where}.batch_size: {entry['batch_size']} is larger than "
+                f"architectures.train_subset ({section['train_subset']})"
+            )
+
+
 def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
     """What the schema cannot say, on a validated configuration (defaults filled).
 
@@ -489,6 +553,7 @@ def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
     _check_mirrors(config, datasets)
     _check_pairs(config["connectivity"]["pairs"])
     _check_dynamics(config["dynamics"], datasets)
+    _check_architectures(config["architectures"], datasets)
     top_k = config["curvature"]["top_k"]
     if "hessian" in config["landscape"]["directions"] and top_k < 2:
         raise ConfigError(

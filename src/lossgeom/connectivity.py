@@ -42,7 +42,7 @@ from torch.func import functional_call
 
 from lossgeom.checkpoints import CheckpointStore, capture_rng, restore_rng, tensor_digest
 from lossgeom.landscape import evaluate_slice
-from lossgeom.models import MLP, flat_parameters, set_flat_parameters
+from lossgeom.models import CNN, MLP, ResNet, flat_parameters, set_flat_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -788,55 +788,166 @@ def measure_connectivity(
 # ----------------------------------------------------------------------------- weight matching
 
 
-def permutation_spec(model: nn.Module) -> tuple[list[str], dict[str, tuple[str | None, ...]]]:
-    """Which permutation group acts on each axis of each parameter and buffer.
+@dataclass
+class PermutationSpec:
+    """Which permutation group acts on each axis of each state-dict entry.
 
-    Returns ``(groups, axes)``: ``axes[name][k]`` is the group permuting axis ``k`` of the
-    state-dict entry ``name`` (None: not permuted). Residual MLPs tie all hidden layers to one
-    group, since ``h + f(h)`` adds units position by position.
-
-    Raises:
-        AlignmentError: for a model that is not a registry MLP with hidden layers.
+    ``axes[name][k]`` is the group permuting axis ``k`` of entry ``name`` (None: not permuted),
+    counted on the entry's shape or, for names in ``views``, on that shape (the first fully
+    connected layer after a convolution sees ``channels x positions`` inputs as one flat axis:
+    its weight is permuted as ``(out, channels, positions)``).
     """
-    if not isinstance(model, MLP):
-        raise AlignmentError(
-            f"weight matching is implemented for the registry's MLPs; {type(model).__name__} "
-            "has no permutation specification"
-        )
+
+    groups: list[str]
+    axes: dict[str, tuple[str | None, ...]]
+    views: dict[str, tuple[int, ...]]
+
+    def view(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The entries in the shapes the axes refer to."""
+        return {n: v.reshape(self.views[n]) if n in self.views else v for n, v in state.items()}
+
+    def sizes(self, state: dict[str, Tensor]) -> dict[str, int]:
+        """Each group's size, read off the (viewed) state."""
+        viewed = self.view(state)
+        return {
+            g: next(viewed[n].shape[k] for n, spec in self.axes.items()
+                    for k, h in enumerate(spec) if h == g)
+            for g in self.groups
+        }  # fmt: skip
+
+
+class _SpecBuilder:
+    """Collects axes entry by entry from a state dict (weights, biases, norm statistics)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.state = model.state_dict()
+        self.axes: dict[str, tuple[str | None, ...]] = {}
+        self.views: dict[str, tuple[int, ...]] = {}
+
+    def layer(self, prefix: str, out: str | None, into: str | None, view: tuple | None = None):
+        """A linear or convolutional layer: weight ``(out, in, ...)`` and its bias if any."""
+        weight = self.state[f"{prefix}.weight"]
+        shape = view or tuple(weight.shape)
+        self.axes[f"{prefix}.weight"] = (out, into) + (None,) * (len(shape) - 2)
+        if view is not None:
+            self.views[f"{prefix}.weight"] = view
+        if f"{prefix}.bias" in self.state:
+            self.axes[f"{prefix}.bias"] = (out,)
+
+    def norm(self, prefix: str, group: str) -> None:
+        """A norm layer's per-unit entries (scale, shift, running statistics) follow ``group``."""
+        for name, value in self.state.items():
+            if name.startswith(prefix + "."):
+                self.axes[name] = (group,) if value.ndim == 1 else ()
+
+    def spec(self) -> PermutationSpec:
+        missing = set(self.state) - set(self.axes)
+        if missing:
+            raise AlignmentError(f"no permutation rule for {sorted(missing)}")
+        groups = sorted({g for spec in self.axes.values() for g in spec if g is not None})
+        return PermutationSpec(groups, self.axes, self.views)
+
+
+def _mlp_spec(model: MLP) -> PermutationSpec:
+    """Residual MLPs tie all hidden layers to one group (``h + f(h)`` adds unit by unit)."""
     n_hidden = len(model.norms)
     if n_hidden == 0:
         raise AlignmentError("the model has no hidden units to permute (hidden=[])")
     group = (lambda i: "hidden") if model.residual else (lambda i: f"hidden{i}")
-    axes: dict[str, tuple[str | None, ...]] = {
-        "input_layer.weight": (group(0), None),
-        "input_layer.bias": (group(0),),
-        "output_layer.weight": (None, group(n_hidden - 1)),
-        "output_layer.bias": (None,),
-    }
+    build = _SpecBuilder(model)
+    build.layer("input_layer", group(0), None)
     for i in range(n_hidden - 1):
-        axes[f"hidden_layers.{i}.weight"] = (group(i + 1), group(i))
-        axes[f"hidden_layers.{i}.bias"] = (group(i + 1),)
-    for name, value in model.state_dict().items():
-        if name.startswith("norms."):
-            index = int(name.split(".")[1])
-            axes[name] = (group(index),) if value.ndim == 1 else ()
-    missing = set(model.state_dict()) - set(axes)
-    if missing:
-        raise AlignmentError(f"no permutation rule for {sorted(missing)}")
-    groups = sorted({g for spec in axes.values() for g in spec if g is not None})
-    return groups, axes
+        build.layer(f"hidden_layers.{i}", group(i + 1), group(i))
+    build.layer("output_layer", None, group(n_hidden - 1))
+    for i in range(n_hidden):
+        build.norm(f"norms.{i}", group(i))
+    return build.spec()
+
+
+def _cnn_spec(model: CNN) -> PermutationSpec:
+    """Channels of each convolution and units of each hidden fully connected layer."""
+    build = _SpecBuilder(model)
+    previous = None
+    for i in range(len(model.convs)):
+        build.layer(f"convs.{i}", f"conv{i}", previous)
+        build.norm(f"conv_norms.{i}", f"conv{i}")
+        previous = f"conv{i}"
+    last = len(model.fcs) - 1
+    for j in range(len(model.fcs)):
+        out = None if j == last else f"fc{j}"
+        if j == 0:
+            weight = model.fcs[0].weight
+            view = (weight.shape[0], model.convs[-1].out_channels, -1)
+            build.layer("fcs.0", out, previous, view=view)
+        else:
+            build.layer(f"fcs.{j}", out, previous)
+        previous = out
+    return build.spec()
+
+
+def _resnet_spec(model: ResNet) -> PermutationSpec:
+    """A ResNet's channel groups.
+
+    With skips, each stage's residual stream is one group (the skip adds channel by channel,
+    Ainsworth et al. 2022); inside a block the first convolution's channels are free. Without
+    skips every convolution's channels are their own group.
+    """
+    build = _SpecBuilder(model)
+    stream = "stage0" if model.stages[0][0].skip else "stem"
+    build.layer("stem", stream, None)
+    build.norm("stem_norm", stream)
+    for s, stage in enumerate(model.stages):
+        for b, block in enumerate(stage):
+            prefix, inner = f"stages.{s}.{b}", f"stage{s}.block{b}"
+            out = f"stage{s}" if block.skip else f"{inner}.out"
+            build.layer(f"{prefix}.conv1", f"{inner}.mid", stream)
+            build.norm(f"{prefix}.norm1", f"{inner}.mid")
+            build.layer(f"{prefix}.conv2", out, f"{inner}.mid")
+            build.norm(f"{prefix}.norm2", out)
+            if block.projection is not None:
+                build.layer(f"{prefix}.projection.0", out, stream)
+                build.norm(f"{prefix}.projection.1", out)
+            stream = out
+    build.layer("head", None, stream)
+    return build.spec()
+
+
+_SPECS: dict[type, Callable[[Any], PermutationSpec]] = {
+    MLP: _mlp_spec,
+    CNN: _cnn_spec,
+    ResNet: _resnet_spec,
+}
+
+
+def permutation_spec(model: nn.Module) -> PermutationSpec:
+    """The permutation symmetries of a registry model (MLP, CNN, ResNet).
+
+    Raises:
+        AlignmentError: for a model without one (a vision transformer: attention heads and the
+            residual stream would need a joint head-and-feature matching this library does not
+            implement), or an MLP without hidden units.
+    """
+    builder = _SPECS.get(type(model))
+    if builder is None:
+        raise AlignmentError(
+            f"weight matching is not applicable to {type(model).__name__}: it has no "
+            f"permutation specification (implemented for {', '.join(t.__name__ for t in _SPECS)})"
+        )
+    return builder(model)
 
 
 def permute_state(
-    state: dict[str, Tensor], axes: dict[str, tuple[str | None, ...]], perms: dict[str, Tensor]
+    state: dict[str, Tensor], spec: PermutationSpec, perms: dict[str, Tensor]
 ) -> dict[str, Tensor]:
     """Apply index permutations (``new[i] = old[perm[i]]`` along each permuted axis)."""
     out = {}
     for name, value in state.items():
-        for axis, group in enumerate(axes[name]):
+        shape = value.shape
+        value = value.reshape(spec.views[name]) if name in spec.views else value
+        for axis, group in enumerate(spec.axes[name]):
             if group is not None:
                 value = value.index_select(axis, perms[group].to(value.device))
-        out[name] = value
+        out[name] = value.reshape(shape)
     return out
 
 
@@ -852,42 +963,38 @@ class AlignmentResult:
 def weight_matching(
     model_a: nn.Module, model_b: nn.Module, max_iter: int = 100, seed: int = 0
 ) -> AlignmentResult:
-    """Permute the hidden units of ``model_b`` to match ``model_a`` (Ainsworth et al. 2022).
+    """Permute the hidden units (channels) of ``model_b`` to match ``model_a``.
 
-    For a group ``g`` with the other groups fixed, ``sum_w <w_a, P_g w_b>`` over every entry
-    with an axis in ``g`` is linear in ``P_g``; it is maximised by a linear assignment on
-    ``S = sum_w w_a(g axis first) @ w_b(others permuted, g axis first)^T``. Groups are visited in
-    a seeded random order until a full sweep improves none.
+    Ainsworth et al. 2022: for a group ``g`` with the other groups fixed, ``sum_w <w_a, P_g
+    w_b>`` over every entry with an axis in ``g`` is linear in ``P_g``; it is maximised by a
+    linear assignment on ``S = sum_w w_a(g axis first) @ w_b(others permuted, g axis
+    first)^T``. Groups are visited in a seeded random order until a full sweep improves none.
     """
-    groups, axes = permutation_spec(model_a)
-    groups_b, axes_b = permutation_spec(model_b)
-    state_a, state_b = model_a.state_dict(), model_b.state_dict()
-    if axes != axes_b or any(state_a[k].shape != state_b[k].shape for k in state_a):
+    spec, spec_b = permutation_spec(model_a), permutation_spec(model_b)
+    raw_a, raw_b = model_a.state_dict(), model_b.state_dict()
+    if (spec.axes != spec_b.axes or raw_a.keys() != raw_b.keys()
+            or any(raw_a[k].shape != raw_b[k].shape for k in raw_a)):  # fmt: skip
         raise AlignmentError("the two models have different architectures")
+    state_a, state_b = spec.view(raw_a), spec.view(raw_b)
     params = {n for n, _ in model_a.named_parameters()}
-    sizes = {
-        g: next(
-            state_a[n].shape[k] for n, spec in axes.items() for k, h in enumerate(spec) if h == g
-        )
-        for g in groups
-    }
-    perms = {g: torch.arange(sizes[g]) for g in groups}
+    sizes = spec.sizes(raw_a)
+    perms = {g: torch.arange(sizes[g]) for g in spec.groups}
     rng = np.random.default_rng(seed)
     iterations = 0
     while iterations < max_iter:
         iterations += 1
         improved = False
-        for g in rng.permutation(groups):
+        for g in rng.permutation(spec.groups):
             similarity = torch.zeros(sizes[g], sizes[g], dtype=torch.float64)
-            for name, spec in axes.items():
+            for name, axes in spec.axes.items():
                 if name not in params:
                     continue  # buffers (running statistics) follow the units but do not vote
-                for axis, h in enumerate(spec):
+                for axis, h in enumerate(axes):
                     if h != g:
                         continue
                     wa = state_a[name].double().movedim(axis, 0).reshape(sizes[g], -1)
                     wb = state_b[name].double()
-                    for other_axis, other in enumerate(spec):
+                    for other_axis, other in enumerate(axes):
                         if other is not None and other_axis != axis:
                             wb = wb.index_select(other_axis, perms[other])
                     wb = wb.movedim(axis, 0).reshape(sizes[g], -1)
@@ -900,7 +1007,7 @@ def weight_matching(
                 perms[g], improved = new, True
         if not improved:
             break
-    return AlignmentResult(perms, permute_state(state_b, axes, perms), iterations)
+    return AlignmentResult(perms, permute_state(raw_b, spec, perms), iterations)
 
 
 def aligned_model(model_a: nn.Module, model_b: nn.Module, **kwargs) -> nn.Module:
@@ -931,6 +1038,7 @@ __all__ = [
     "path_records",
     "permutation_spec",
     "permute_state",
+    "PermutationSpec",
     "PlaneBasis",
     "plane_basis",
     "plane_grid",

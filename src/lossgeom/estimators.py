@@ -43,11 +43,13 @@ MatVec = Callable[[Tensor], Tensor]
 __all__ = [
     "DensityResult",
     "EigenResult",
+    "ExtremeResult",
     "LanczosResult",
     "TraceResult",
     "hutchinson",
     "hutchpp",
     "lanczos",
+    "lanczos_extreme_eigenvalues",
     "lanczos_top_eigenpairs",
     "power_iteration",
     "slq_density",
@@ -64,6 +66,8 @@ class LanczosResult:
         basis: ``(m, dim)`` orthonormal Lanczos vectors as rows.
         n_matvecs: matrix-vector products taken.
         converged: whether the stopping rule was met (or the Krylov space closed).
+        last_beta: the norm of the last residual, ``beta_m``: the Ritz pair ``(theta_i, y_i)``
+            has residual ``||A y_i - theta_i y_i|| = beta_m |s_{m,i}|``.
     """
 
     alpha: np.ndarray
@@ -71,6 +75,7 @@ class LanczosResult:
     basis: Tensor  # (m, P): orthonormal Lanczos vectors as rows
     n_matvecs: int
     converged: bool
+    last_beta: float = 0.0
 
 
 @dataclass
@@ -121,6 +126,8 @@ class DensityResult:
         sigma: the Gaussian broadening used.
         n_hvp: Hessian- (matrix-) vector products taken.
         seconds: wall time.
+        residuals: ``(n_runs, n_iter)`` Ritz residual bounds ``beta_m |s_{m,i}|`` of the nodes
+            (small: the node is a converged eigenvalue), NaN where padded.
     """
 
     grid: np.ndarray
@@ -130,6 +137,7 @@ class DensityResult:
     sigma: float
     n_hvp: int
     seconds: float
+    residuals: np.ndarray | None = None
 
 
 def _template(like: Tensor | None) -> Tensor:
@@ -170,15 +178,24 @@ def _ritz(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scipy.linalg.eigh_tridiagonal(alpha, beta[: len(alpha) - 1])
 
 
-def _ritz_converged(alpha: list[float], beta: list[float], k: int, tol: float) -> bool:
-    """Whether the ``k`` largest Ritz values have converged.
+def _ritz_converged(
+    alpha: list[float], beta: list[float], k: int, tol: float, ends: str = "top"
+) -> bool:
+    """Whether the ``k`` largest Ritz values (``ends="both"``: and the ``k`` smallest) converged.
 
-    That is, whether their residual bounds ``beta_m |s_{m,i}|`` are within ``tol * |theta_i|``.
+    That is, whether their residual bounds ``beta_m |s_{m,i}|`` are within ``tol * |theta_i|``;
+    the smallest, which may lie near zero, are held to ``tol * max |theta|`` instead.
     """
     theta, s = _ritz(np.array(alpha), np.array(beta))
-    top = np.argsort(theta)[::-1][:k]
+    order = np.argsort(theta)
+    top = order[::-1][:k]
     residual = beta[-1] * np.abs(s[-1, top])
-    return bool(np.all(residual <= tol * np.maximum(np.abs(theta[top]), 1e-30)))
+    converged = bool(np.all(residual <= tol * np.maximum(np.abs(theta[top]), 1e-30)))
+    if ends == "both":
+        bottom = order[:k]
+        scale = max(float(np.abs(theta).max()), 1e-30)
+        converged &= bool(np.all(beta[-1] * np.abs(s[-1, bottom]) <= tol * scale))
+    return converged
 
 
 def lanczos(
@@ -187,6 +204,7 @@ def lanczos(
     max_iter: int,
     k: int | None = None,
     tol: float | None = None,
+    ends: str = "top",
 ) -> LanczosResult:
     """Symmetric Lanczos (Lanczos 1950) with full reorthogonalisation (Paige 1972).
 
@@ -200,6 +218,7 @@ def lanczos(
             ``beta_m |s_{m,i}| <= tol * |theta_i|`` (Parlett 1998, 13.2); the eigenvalue error
             is then of order ``tol**2 * |theta|^2 / gap``.
         tol: the relative residual tolerance of that stopping rule.
+        ends: ``"top"``, or ``"both"`` to wait for the ``k`` smallest Ritz values too.
 
     Returns:
         A :class:`LanczosResult`. It stops early, converged, when the Krylov space closes
@@ -232,7 +251,7 @@ def lanczos(
             k is not None
             and tol is not None
             and j + 1 >= k
-            and _ritz_converged(alpha, beta, k, tol)
+            and _ritz_converged(alpha, beta, k, tol, ends)
         ):
             converged = True
             break
@@ -247,6 +266,7 @@ def lanczos(
         basis=basis[:m],
         n_matvecs=n,
         converged=converged,
+        last_beta=beta[-1],
     )
 
 
@@ -318,6 +338,51 @@ def lanczos_top_eigenpairs(
     return EigenResult(
         values=values,
         vectors=vectors,
+        n_hvp=result.n_matvecs,
+        seconds=time.perf_counter() - start_time,
+        converged=result.converged,
+    )
+
+
+@dataclass
+class ExtremeResult:
+    """The smallest and largest eigenvalue of a symmetric operator (one Lanczos run).
+
+    Attributes:
+        eig_min, eig_max: the extreme Ritz values.
+        n_hvp: matrix-vector products taken.
+        seconds: wall time.
+        converged: whether both ends met the stopping rule within ``max_iter``.
+    """
+
+    eig_min: float
+    eig_max: float
+    n_hvp: int
+    seconds: float
+    converged: bool
+
+
+def lanczos_extreme_eigenvalues(
+    matvec: MatVec,
+    dim: int,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    seed: int = 0,
+    like: Tensor | None = None,
+) -> ExtremeResult:
+    """Both ends of the spectrum from one Lanczos run (Li et al. 2018's non-convexity maps).
+
+    Extreme Ritz values converge first at both ends of the spectrum, so one Krylov space gives
+    ``lambda_min`` and ``lambda_max``; the run stops when both residual bounds are within
+    ``tol`` (the top one relative to itself, the bottom one relative to ``max |theta|``).
+    """
+    start_time = time.perf_counter()
+    result = lanczos(matvec, _random_start(dim, seed, _template(like)), max_iter, k=1, tol=tol,
+                     ends="both")  # fmt: skip
+    theta, _ = _ritz(result.alpha, result.beta)
+    return ExtremeResult(
+        eig_min=float(theta.min()),
+        eig_max=float(theta.max()),
         n_hvp=result.n_matvecs,
         seconds=time.perf_counter() - start_time,
         converged=result.converged,
@@ -525,23 +590,24 @@ def hutchpp(
 
 def _slq_quadratures(
     matvec: MatVec, dim: int, n_iter: int, n_runs: int, seed: int, like: Tensor
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Gauss quadrature nodes and weights of each run, NaN/zero padded to ``n_iter``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Gauss quadrature nodes, weights and Ritz residuals of each run, padded to ``n_iter``."""
     generator = _generator(seed)
-    nodes, weights = [], []
+    nodes, weights, residuals = [], [], []
     n_matvecs = 0
     for _ in range(n_runs):
         start = _rademacher((dim,), generator, like)
         result = lanczos(matvec, start, n_iter)
         n_matvecs += result.n_matvecs
         theta, s = _ritz(result.alpha, result.beta)
-        padded_nodes = np.full(n_iter, np.nan)
-        padded_weights = np.zeros(n_iter)
-        padded_nodes[: len(theta)] = theta
-        padded_weights[: len(theta)] = s[0] ** 2
-        nodes.append(padded_nodes)
-        weights.append(padded_weights)
-    return np.array(nodes), np.array(weights), n_matvecs
+        padded = [np.full(n_iter, np.nan), np.zeros(n_iter), np.full(n_iter, np.nan)]
+        padded[0][: len(theta)] = theta
+        padded[1][: len(theta)] = s[0] ** 2
+        padded[2][: len(theta)] = result.last_beta * np.abs(s[-1])
+        nodes.append(padded[0])
+        weights.append(padded[1])
+        residuals.append(padded[2])
+    return np.array(nodes), np.array(weights), np.array(residuals), n_matvecs
 
 
 def _broaden(
@@ -595,7 +661,9 @@ def slq_density(
     if n_iter < 1 or n_runs < 1:
         raise ValueError(f"n_iter and n_runs must be >= 1, got {n_iter} and {n_runs}")
     start_time = time.perf_counter()
-    nodes, weights, n_matvecs = _slq_quadratures(matvec, dim, n_iter, n_runs, seed, _template(like))
+    nodes, weights, residuals, n_matvecs = _slq_quadratures(
+        matvec, dim, n_iter, n_runs, seed, _template(like)
+    )
     grid, density, width = _broaden(nodes, weights, n_grid, sigma)
     return DensityResult(
         grid=grid,
@@ -605,4 +673,5 @@ def slq_density(
         sigma=width,
         n_hvp=n_matvecs,
         seconds=time.perf_counter() - start_time,
+        residuals=residuals,
     )

@@ -1,8 +1,10 @@
-"""Summaries of the dynamics tables that need no torch (notebooks import them).
+"""Summaries of the study tables that need no torch (notebooks import them).
 
 :func:`temperature_summary` condenses ``results/tables/temperature.csv``: Kendall's tau
 between ``eta / B`` and a final quantity, and spreads of its logarithm within groups of equal
-``eta / B`` (Jastrzebski et al. 2018; Smith & Le 2018).
+``eta / B`` (Jastrzebski et al. 2018; Smith & Le 2018). :func:`architecture_means` and
+:func:`depth_trend` condense ``results/tables/architectures.csv``: per-architecture means
+with t intervals over seeds, and Kendall's tau of a quantity against depth within a family.
 """
 
 from __future__ import annotations
@@ -13,7 +15,90 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["temperature_summary"]
+__all__ = ["architecture_means", "compare_architectures", "depth_trend", "temperature_summary"]
+
+ARCHITECTURE_KEYS = ["experiment", "family", "depth", "skip", "norm", "params"]
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float, float, int]:
+    """``(mean, low, high, n)``: the Student-t interval of the mean of the finite values.
+
+    With one value the interval is that value's NaN-wide: ``(v, nan, nan, 1)``.
+
+    Example:
+        >>> [round(v, 3) for v in t_interval([1.0, 2.0, 3.0])[:3]]
+        [2.0, -0.484, 4.484]
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(values.mean())
+    if n == 1:
+        return mean, math.nan, math.nan, 1
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half, n
+
+
+def architecture_means(frame: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per architecture and quantity: mean, t interval and count over seeds (NaN left out).
+
+    Args:
+        frame: rows of ``results/tables/architectures.csv``.
+        level: the intervals' confidence level.
+
+    Returns:
+        Columns ``experiment, family, depth, skip, norm, params, quantity, mean, ci_low,
+        ci_high, n`` (``n``: seeds with a finite value; 0 where none has one).
+    """
+    rows = []
+    for keys, group in frame.groupby([*ARCHITECTURE_KEYS, "quantity"], sort=False):
+        mean, low, high, n = t_interval(group["value"], level)
+        rows.append({**dict(zip([*ARCHITECTURE_KEYS, "quantity"], keys, strict=True)),
+                     "mean": mean, "ci_low": low, "ci_high": high, "n": n})  # fmt: skip
+    return pd.DataFrame(rows, columns=[*ARCHITECTURE_KEYS, "quantity", "mean", "ci_low",
+                                       "ci_high", "n"])  # fmt: skip
+
+
+def depth_trend(frame: pd.DataFrame, quantity: str, experiments) -> dict[str, float]:
+    """Kendall's tau (and its two-sided p) of ``quantity`` against depth over every seed.
+
+    Args:
+        frame: rows of ``results/tables/architectures.csv``.
+        quantity: the measured quantity.
+        experiments: the architectures of one family (one value of depth each).
+
+    Returns:
+        ``tau``, ``p`` and ``n`` (finite rows used); NaN for fewer than 3 rows or one depth.
+    """
+    rows = frame[frame["experiment"].isin(list(experiments)) & (frame["quantity"] == quantity)]
+    rows = rows[np.isfinite(rows["value"])]
+    if len(rows) < 3 or rows["depth"].nunique() < 2:
+        return {"tau": math.nan, "p": math.nan, "n": float(len(rows))}
+    tau, p = stats.kendalltau(rows["depth"], rows["value"])
+    return {"tau": float(tau), "p": float(p), "n": float(len(rows))}
+
+
+def compare_architectures(
+    frame: pd.DataFrame, quantity: str, first: str, second: str, level: float = 0.95
+) -> dict[str, float]:
+    """``first`` against ``second`` on ``quantity``: both means and Welch's t test.
+
+    Returns:
+        ``mean_first``, ``mean_second``, ``ratio`` (first / second), ``p`` (two-sided Welch),
+        ``n_first`` and ``n_second``; NaN where a side has fewer than 2 finite seeds.
+    """
+    values = [frame[(frame["experiment"] == name) & (frame["quantity"] == quantity)]["value"]
+              for name in (first, second)]  # fmt: skip
+    values = [v[np.isfinite(v)].to_numpy(dtype=float) for v in values]
+    means = [float(v.mean()) if len(v) else math.nan for v in values]
+    p = math.nan
+    if min(len(v) for v in values) >= 2:
+        p = float(stats.ttest_ind(values[0], values[1], equal_var=False).pvalue)
+    ratio = means[0] / means[1] if means[1] not in (0.0,) and np.isfinite(means[1]) else math.nan
+    return {"mean_first": means[0], "mean_second": means[1], "ratio": ratio, "p": p,
+            "n_first": float(len(values[0])), "n_second": float(len(values[1]))}  # fmt: skip
 
 
 def temperature_summary(frame: pd.DataFrame, quantity: str = "final_sharpness") -> dict[str, float]:

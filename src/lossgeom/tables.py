@@ -102,6 +102,37 @@ ESCAPE_SUMMARY_QUANTITIES = [
 ]
 TEMPERATURE_QUANTITIES = ["final_sharpness", "final_trace", "test_accuracy", "train_loss"]
 CHECKPOINT = {**RUN, "epoch": INT}
+# The architecture study's quantities (lossgeom.architectures writes them).
+SPECTRUM_QUANTITIES = [
+    "eig_max",
+    "eig_min",
+    "trace",
+    "trace_stderr",
+    "mean_abs",
+    "conditioning",
+    "bulk_edge",
+    "outliers",
+]
+ARCHITECTURE_QUANTITIES = [
+    "final_train_loss",
+    "final_test_accuracy",
+    "steps_to_95",
+    "steps_to_target",
+    "diverged",
+    "eig1_init",
+    "outliers_init",
+    "conditioning_init",
+    "eig1",
+    "eig_min",
+    "trace",
+    "outliers",
+    "conditioning",
+    "bulk_edge",
+    "barrier_linear",
+    "barrier_aligned",
+    "nonconvexity_median",
+    "nonconvexity_centre",
+]
 
 # Each stable table's columns, in order, as the scripts write them (see the README).
 TABLES: dict[str, dict[str, Column]] = {
@@ -234,6 +265,41 @@ TABLES: dict[str, dict[str, Column]] = {
         "mean": FLOAT,
         "ci_low": FLOAT,
         "ci_high": FLOAT,
+    },
+    "architectures": {  # scripts/architecture.py (lossgeom.architectures.measure_architecture)
+        "experiment": STR,
+        "family": _one_of("mlp", "cnn", "resnet", "vit"),
+        "depth": INT,
+        "skip": INT,  # 1: the network has skip connections
+        "norm": _one_of("none", "batchnorm", "layernorm"),
+        "params": INT,
+        "seed": INT,  # barrier rows: the pair's first seed (lossgeom.architectures.seed_pairs)
+        "quantity": _one_of(*ARCHITECTURE_QUANTITIES),
+        "value": FLOAT,
+    },
+    "architecture_curvature": {  # the spectrum at every epoch (lossgeom.architectures)
+        **CHECKPOINT,
+        "quantity": _one_of(*SPECTRUM_QUANTITIES),
+        "value": FLOAT,
+    },
+    "architecture_density": {  # smoothed SLQ densities at the first and the last epoch
+        **CHECKPOINT,
+        "eigenvalue": FLOAT,
+        "density": FLOAT,
+    },
+    "architecture_barriers": {  # training-subset loss barriers between seeds
+        **PAIR,
+        "path": _one_of("linear", "aligned"),
+        "barrier": FLOAT,  # NaN where the path is not applicable
+        "note": Column("str?"),  # why not applicable
+    },
+    "nonconvexity": {  # Li et al. 2018's map on a filter-normalised plane
+        **RUN,
+        "alpha": FLOAT,
+        "beta": FLOAT,
+        "eig_max": FLOAT,
+        "eig_min": FLOAT,
+        "ratio": FLOAT,
     },
     "temperature": {  # scripts/temperature.py: NaN for a cell that did not complete
         "lr": FLOAT,

@@ -105,6 +105,26 @@ class TrainingCheck:
             raise ValueError(f"chance_margin must be in [0, 1), got {self.chance_margin}")
 
 
+@dataclass(frozen=True)
+class AccuracyTarget:
+    """A trainability milestone: steps until the moving minibatch accuracy reaches a target.
+
+    The milestone is the first optimiser step at which the mean accuracy of the last
+    ``window`` minibatches (each measured on the forward pass before its update) reaches
+    ``accuracy``. It costs nothing beyond training itself; it lags the training accuracy of
+    the current parameters by about half a window.
+    """
+
+    accuracy: float = 0.95
+    window: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 < self.accuracy <= 1:
+            raise ValueError(f"accuracy must be in (0, 1], got {self.accuracy}")
+        if self.window < 1:
+            raise ValueError(f"window must be >= 1, got {self.window}")
+
+
 def chance_accuracy(labels: Tensor) -> float:
     """The accuracy of always predicting the most common label.
 
@@ -175,6 +195,9 @@ class _RunState:
     rows: list[dict[str, Any]] = field(default_factory=list)
     states: dict[int, dict[str, Tensor]] = field(default_factory=dict)
     diverged_epoch: int | None = None
+    steps: int | None = 0  # optimiser steps so far (None: resumed from a run that did not count)
+    recent: list[float] = field(default_factory=list)  # the last minibatch accuracies
+    reached_step: int | None = None  # first step whose moving accuracy met the target
 
     def record(self, epoch: int, split: str, metric: str, value: float) -> None:
         self.rows.append({"epoch": epoch, "split": split, "metric": metric, "value": value})
@@ -187,6 +210,9 @@ class _RunState:
             "rows": self.rows,
             "states": self.states,
             "diverged_epoch": self.diverged_epoch,
+            "steps": self.steps,
+            "recent": self.recent,
+            "reached_step": self.reached_step,
         }
 
     def restore(self, checkpoint: dict[str, Any], device: torch.device) -> None:
@@ -195,6 +221,25 @@ class _RunState:
         restore_rng(checkpoint["rng"], device, order=self.order)
         self.rows, self.states = checkpoint["rows"], checkpoint["states"]
         self.diverged_epoch = checkpoint["diverged_epoch"]
+        self.steps = checkpoint.get("steps")  # absent: written before steps were counted
+        self.recent = checkpoint.get("recent", [])
+        self.reached_step = checkpoint.get("reached_step")
+
+    def count_step(self, accuracy: float, target: AccuracyTarget | None) -> None:
+        """Count one optimiser step and follow the moving minibatch accuracy to ``target``."""
+        if self.steps is None:
+            return
+        self.steps += 1
+        if target is None or self.reached_step is not None:
+            return
+        self.recent = (
+            [*self.recent[-(target.window - 1) :], accuracy] if target.window > 1 else [accuracy]
+        )
+        if (
+            len(self.recent) == target.window
+            and sum(self.recent) / target.window >= target.accuracy
+        ):
+            self.reached_step = self.steps
 
 
 def _evaluate_epoch(run: _RunState, data: Dataset, epoch: int) -> None:
@@ -210,7 +255,13 @@ def _evaluate_epoch(run: _RunState, data: Dataset, epoch: int) -> None:
 
 
 def _train_epoch(
-    run: _RunState, data: Dataset, epoch: int, batch_size: int, bar_label: str, progress: bool
+    run: _RunState,
+    data: Dataset,
+    epoch: int,
+    batch_size: int,
+    bar_label: str,
+    progress: bool,
+    target: AccuracyTarget | None = None,
 ) -> bool:
     """One pass over the shuffled training set; False when the loss became NaN or infinite."""
     n_train = data.train_x.shape[0]
@@ -229,9 +280,11 @@ def _train_epoch(
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
+        correct = int((outputs.argmax(1) == targets).sum())
         running_loss += loss.item() * targets.shape[0]
-        running_correct += int((outputs.argmax(1) == targets).sum())
+        running_correct += correct
         seen += targets.shape[0]
+        run.count_step(correct / targets.shape[0], target)
         bar.set_postfix(loss=f"{running_loss / seen:.4f}", refresh=False)
     bar.close()
     run.record(epoch, "train", "running_loss", running_loss / seen)
@@ -266,6 +319,7 @@ def train(
     after_checkpoint: Callable[[int], None] | None = None,
     identity: dict[str, Any] | None = None,
     check: TrainingCheck | None = None,
+    target: AccuracyTarget | None = None,
 ) -> TrainResult:
     """Train one run, resuming from ``checkpoint_dir`` when it holds checkpoints of it.
 
@@ -283,6 +337,8 @@ def train(
             the key, so checkpoints of other data are never resumed.
         check: when a finite run counts as ``failed_to_train`` (default :class:`TrainingCheck`);
             it judges the result only, so it is not part of the checkpoint key.
+        target: a milestone to follow (:class:`AccuracyTarget`; observes only, so not in the
+            key); ``extra["steps_to_target"]`` is None if not reached (or not counted).
 
     Returns:
         A :class:`TrainResult`; metric rows have keys ``epoch, split, metric, value``.
@@ -314,7 +370,7 @@ def train(
         if run.diverged_epoch is not None:
             break
         if not _train_epoch(
-            run, data, epoch, batch_size, f"seed {seed} epoch {epoch}/{epochs}", progress
+            run, data, epoch, batch_size, f"seed {seed} epoch {epoch}/{epochs}", progress, target
         ):
             run.diverged_epoch = epoch
             run.record(epoch, "train", "diverged", 1.0)
@@ -325,16 +381,11 @@ def train(
 
     status, reason = _judge(run, epochs, chance_accuracy(data.test_y), check or TrainingCheck())
     return TrainResult(
-        model=run.model,
-        states=run.states,
-        rows=run.rows,
-        status=status,
-        reason=reason,
-        diverged_epoch=run.diverged_epoch,
-        resumed_from=resumed_from,
-        seconds=time.perf_counter() - start_time,
-        config_hash=store.key,
-    )
+        model=run.model, states=run.states, rows=run.rows, status=status, reason=reason,
+        diverged_epoch=run.diverged_epoch, resumed_from=resumed_from,
+        seconds=time.perf_counter() - start_time, config_hash=store.key,
+        extra={"steps": run.steps, "steps_to_target": run.reached_step},
+    )  # fmt: skip
 
 
 def _judge(run: _RunState, epochs: int, chance: float, check: TrainingCheck) -> tuple[str, str]:

@@ -440,3 +440,34 @@ if ESCAPE["enabled"]:
 if TEMPERATURE["enabled"]:
     TABLES += ["results/tables/temperature.csv"]
     FIGURES["temperature"] = ["runs", "temperature"]
+
+
+# ----- The architecture study (workflow/rules/architectures.smk) -----
+from lossgeom.architectures import study_entries, study_settings
+
+ARCH = config["architectures"]
+ARCH_DATA = data_file(ARCH["dataset"])
+ARCH_ENTRIES = study_entries(ARCH) if ARCH["enabled"] else {}
+ARCH_FLAGS = (f"--data {ARCH_DATA} --dataset {ARCH['dataset']} --device {config['device']} "
+              + cli_flags({k: ARCH[k] for k in ("train_subset", "test_subset", "subset_seed")}))
+ARCH_OUT = "results/architectures/{arch}"
+# Per architecture, one job writes its rows of each of these stable tables.
+ARCH_TABLES = ["architectures", "architecture_curvature", "architecture_density",
+               "architecture_barriers", "nonconvexity"]
+
+
+def arch_settings(wildcards):
+    """One architecture's measuring settings, with the seeds (a JSON flag)."""
+    return quoted_json(study_settings(ARCH, wildcards.arch))
+
+
+def arch_files(table):
+    return [f"{ARCH_OUT.format(arch=name)}/{table}.csv" for name in ARCH_ENTRIES]
+
+
+if ARCH["enabled"]:
+    TABLES += [f"results/tables/{table}.csv" for table in ARCH_TABLES]
+    FIGURES["architecture_depth"] = ["runs", "architectures", "architecture_curvature"]
+    FIGURES["architecture_spectra"] = ["runs", "architectures", "architecture_density"]
+    FIGURES["nonconvexity_maps"] = ["runs", "architectures", "nonconvexity"]
+    FIGURES["architecture_barriers"] = ["runs", "architectures", "architecture_barriers"]
