@@ -20,7 +20,6 @@
 # table at the end gives every quantity of every architecture (means over seeds).
 
 # %% tags=["parameters"]
-runs_table = "results/tables/runs.csv"
 architectures_table = "results/tables/architectures.csv"
 architecture_barriers_table = "results/tables/architecture_barriers.csv"
 figure_png = "results/figures/architecture_barriers.png"
@@ -32,12 +31,11 @@ import numpy as np
 import seaborn as sns
 from IPython.display import display
 
-from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.figures import notebook_setup, placeholder_figure, save_figure
 from lossgeom.summaries import architecture_means
 from lossgeom.tables import read_table
 
-runs, note, left_out = notebook_runs(runs_table)
-print("(The runs above are the main experiments; the study's architectures train separately.)")
+notebook_setup()
 table = read_table(architectures_table, "architectures")
 barriers = read_table(architecture_barriers_table, "architecture_barriers")
 for row in barriers[barriers.note != ""].drop_duplicates("experiment").itertuples():
@@ -87,4 +85,3 @@ ratio = finite.pivot_table(
 if {"linear", "aligned"} <= set(ratio.columns):
     both = ratio.dropna()
     print(f"aligned below linear in {(both.aligned < both.linear).sum()} of {len(both)} pairs")
-print(note)

@@ -23,7 +23,6 @@
 # seed; plain and residual networks of equal depth are compared by Welch's t test.
 
 # %% tags=["parameters"]
-runs_table = "results/tables/runs.csv"
 architectures_table = "results/tables/architectures.csv"
 architecture_curvature_table = "results/tables/architecture_curvature.csv"
 figure_png = "results/figures/architecture_depth.png"
@@ -35,12 +34,11 @@ import numpy as np
 import seaborn as sns
 from IPython.display import display
 
-from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.figures import notebook_setup, placeholder_figure, save_figure
 from lossgeom.summaries import architecture_means, compare_architectures, depth_trend
 from lossgeom.tables import read_table
 
-runs, note, left_out = notebook_runs(runs_table)
-print("(The runs above are the main experiments; the study's architectures train separately.)")
+notebook_setup()
 table = read_table(architectures_table, "architectures")
 curvature = read_table(architecture_curvature_table, "architecture_curvature")
 mlp = table[(table.family == "mlp") & table.experiment.str.startswith("mlp_")].copy()
@@ -122,7 +120,6 @@ for variant in variants[1:]:
             f"depth {deepest}, {quantity}: plain {c['mean_first']:.4g} vs {variant} "
             f"{c['mean_second']:.4g} (plain / {variant} = {c['ratio']:.3g}, Welch p {c['p']:.2g})"
         )
-print(note)
 
 # %% [markdown]
 # ## Means over seeds (95% t intervals)

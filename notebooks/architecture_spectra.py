@@ -19,7 +19,6 @@
 # own above the bulk edge (the largest node that has not; see lossgeom.architectures).
 
 # %% tags=["parameters"]
-runs_table = "results/tables/runs.csv"
 architectures_table = "results/tables/architectures.csv"
 architecture_density_table = "results/tables/architecture_density.csv"
 figure_png = "results/figures/architecture_spectra.png"
@@ -32,12 +31,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.figures import notebook_setup, placeholder_figure, save_figure
 from lossgeom.summaries import architecture_means
 from lossgeom.tables import read_table
 
-runs, note, left_out = notebook_runs(runs_table)
-print("(The runs above are the main experiments; the study's architectures train separately.)")
+notebook_setup()
 table = read_table(architectures_table, "architectures")
 density = read_table(architecture_density_table, "architecture_density")
 names = list(dict.fromkeys(density.experiment))
@@ -96,11 +94,12 @@ save_figure(fig, figure_png, figure_pdf)
 # %%
 summary = architecture_means(table)
 wanted = ["outliers_init", "outliers", "eig1", "bulk_edge", "conditioning", "eig_min"]
-display(
-    summary[summary.quantity.isin(wanted)]
-    .pivot_table(index=["family", "experiment"], columns="quantity", values="mean")
-    .round(3)[wanted]
-)
+shown = summary[summary.quantity.isin(wanted)]
+if shown.empty:
+    print("No architecture has a measured spectrum: nothing to tabulate.")
+else:
+    pivot = shown.pivot_table(index=["family", "experiment"], columns="quantity", values="mean")
+    display(pivot.round(3)[[q for q in wanted if q in pivot.columns]])
 finals = summary[summary.quantity == "outliers"]
 if not finals.empty:
     print(
@@ -108,4 +107,3 @@ if not finals.empty:
         f"{finals['mean'].median():.1f}, range {finals['mean'].min():.1f} to "
         f"{finals['mean'].max():.1f} (10 classes)"
     )
-print(note)

@@ -19,7 +19,6 @@
 # per grid point on the study's map subset; BatchNorm statistics are recomputed at every point.
 
 # %% tags=["parameters"]
-runs_table = "results/tables/runs.csv"
 architectures_table = "results/tables/architectures.csv"
 nonconvexity_table = "results/tables/nonconvexity.csv"
 figure_png = "results/figures/nonconvexity_maps.png"
@@ -30,12 +29,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from lossgeom.figures import notebook_runs, placeholder_figure, save_figure
+from lossgeom.figures import notebook_setup, placeholder_figure, save_figure
 from lossgeom.summaries import compare_architectures
 from lossgeom.tables import read_table
 
-runs, note, left_out = notebook_runs(runs_table, style="white")
-print("(The runs above are the main experiments; the study's architectures train separately.)")
+notebook_setup(style="white")
 table = read_table(architectures_table, "architectures")
 maps = read_table(nonconvexity_table, "nonconvexity")
 names = list(dict.fromkeys(maps.experiment))
@@ -106,4 +104,3 @@ for with_skip, without in pairs:
             f"  most negative eigenvalue at the solution over seeds: {c['mean_first']:.4g} vs "
             f"{c['mean_second']:.4g} (Welch p {c['p']:.2g})"
         )
-print(note)

@@ -13,7 +13,7 @@ MAX_FUNCTION_LINES = 80
 # What a notebook may import from the library: figure output, and the one formula that maps
 # a curve's parameter to its point (so the drawn curve is the library's, not a copy).
 NOTEBOOK_LIBRARY_IMPORTS = {
-    "lossgeom.figures": {"save_figure", "placeholder_figure", "notebook_runs"},
+    "lossgeom.figures": {"save_figure", "placeholder_figure", "notebook_runs", "notebook_setup"},
     "lossgeom.connectivity": {"bezier_point"},
     "lossgeom.summaries": {
         "temperature_summary",

@@ -7,7 +7,8 @@ prints sentences instead of tables. The dynamics study's own runs (edge of stabi
 temperature grid) do not depend on the training runs: they are populated in scenario 2 (an
 EoS run at the edge, one that never gets there and one that diverges; a temperature cell
 that did not complete) and header-only in scenario 3, so that the notebooks' empty paths run
-too. The tables are small synthetic ones with the declared columns (lossgeom.tables.TABLES);
+too. So are the architecture study's (scenario 2: one seed of one architecture diverged, the
+ViT's aligned barriers not applicable). The tables are small synthetic ones with the declared columns (lossgeom.tables.TABLES);
 the notebooks run through scripts/run_notebook.py, as the workflow runs them.
 """
 
@@ -61,6 +62,8 @@ NOTEBOOK_SETTINGS = {
     "escape_ratio": "0.5",
 }
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
+ARCHITECTURE_NOTEBOOKS = {"architecture_depth", "architecture_spectra", "nonconvexity_maps",
+                          "architecture_barriers"}  # fmt: skip
 
 
 def per_run(seeds, rows):
@@ -368,6 +371,69 @@ def dynamics_tables(failed: set[int]) -> dict[str, list[dict]]:
     }
 
 
+ARCHITECTURES = {  # name: (family, depth, skip, norm)
+    "mlp_plain_d1": ("mlp", 1, 0, "none"),
+    "mlp_plain_d2": ("mlp", 2, 0, "none"),
+    "mlp_residual_d2": ("mlp", 2, 1, "none"),
+    "resnet": ("resnet", 3, 1, "batchnorm"),
+    "resnet_noskip": ("resnet", 3, 0, "batchnorm"),
+    "vit": ("vit", 2, 1, "layernorm"),
+}
+
+
+def architecture_tables(failed: set[int]) -> dict[str, list[dict]]:
+    """The architecture study's tables (its own runs): header-only when every run failed.
+
+    Otherwise seed 1 of mlp_plain_d2 diverged (trainability rows only) and the ViT's aligned
+    barriers do not apply.
+    """
+    names = ["architectures", "architecture_curvature", "architecture_density",
+             "architecture_barriers", "nonconvexity"]  # fmt: skip
+    if failed == set(SEEDS):
+        return {name: [] for name in names}
+    rng = np.random.default_rng(0)
+    rows, curvature, density, barriers, maps = [], [], [], [], []
+    for index, (name, (family, depth, skip, norm)) in enumerate(ARCHITECTURES.items()):
+        keys = {"experiment": name, "family": family, "depth": depth, "skip": skip,
+                "norm": norm, "params": 1000 * (index + 1)}  # fmt: skip
+        for seed in SEEDS:
+            diverged = name == "mlp_plain_d2" and seed == 1
+            values = {"final_train_loss": np.nan if diverged else 0.1 * depth,
+                      "final_test_accuracy": np.nan if diverged else 0.9,
+                      "steps_to_95": np.nan if diverged or depth > 1 else 40.0,
+                      "diverged": float(diverged)}  # fmt: skip
+            if not diverged:
+                values.update(eig1_init=3.0, outliers_init=2, conditioning_init=10.0,
+                              eig1=5.0 + depth + seed, eig_min=-0.1 * depth, trace=50.0,
+                              outliers=9 + seed % 2, conditioning=20.0 * depth, bulk_edge=0.5)  # fmt: skip
+                curvature += [{"experiment": name, "seed": seed, "epoch": e, "quantity": q,
+                               "value": v} for e in EPOCHS for q, v in
+                              (("eig_max", 4.0 + e), ("eig_min", -0.1), ("trace", 40.0),
+                               ("trace_stderr", 1.0), ("mean_abs", 0.2),
+                               ("conditioning", 20.0 + e), ("bulk_edge", 0.5),
+                               ("outliers", 9.0))]  # fmt: skip
+                grid = np.linspace(-1, 6, 30)
+                density += [{"experiment": name, "seed": seed, "epoch": e, "eigenvalue": x,
+                             "density": float(np.exp(-x * x))} for e in (0, 2) for x in grid]  # fmt: skip
+            rows += [{**keys, "seed": seed, "quantity": q, "value": v} for q, v in values.items()]
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            if name == "mlp_plain_d2" and 1 in (a, b):
+                continue
+            for path in ("linear", "aligned"):
+                na = path == "aligned" and family == "vit"
+                height = np.nan if na else float(rng.uniform(0, 0.5))
+                barriers.append({"experiment": name, "seed_a": a, "seed_b": b, "path": path,
+                                 "barrier": height, "note": "not applicable: ViT" if na else ""})  # fmt: skip
+                rows.append({**keys, "seed": a, "quantity": f"barrier_{path}", "value": height})
+        for alpha in (-1.0, 0.0, 1.0):
+            for beta in (-1.0, 0.0, 1.0):
+                ratio = float(rng.uniform(0, 0.3))
+                maps.append({"experiment": name, "seed": 0, "alpha": alpha, "beta": beta,
+                             "eig_max": 5.0, "eig_min": -5.0 * ratio, "ratio": ratio})  # fmt: skip
+        rows.append({**keys, "seed": 0, "quantity": "nonconvexity_median", "value": 0.1})
+    return dict(zip(names, (rows, curvature, density, barriers, maps), strict=True))
+
+
 def write_scenario(folder: Path, failed: set[int]) -> pd.DataFrame:
     """Write every stable table of a run where the seeds in ``failed`` failed to train."""
     done = [s for s in SEEDS if s not in failed]
@@ -402,6 +468,7 @@ def write_scenario(folder: Path, failed: set[int]) -> pd.DataFrame:
         "bound_terms": sum(terms, []),
         **pair_tables(pairs),
         **dynamics_tables(failed),
+        **architecture_tables(failed),
     }
     for name, rows in tables.items():
         frame = pd.DataFrame(rows, columns=columns(name))
@@ -428,11 +495,13 @@ def test_every_notebook_runs_and_names_the_runs_left_out(tmp_path, failed):
     tables.mkdir()
     out.mkdir()
     note = runs_note(write_scenario(tables, failed))
-    assert len(NOTEBOOKS) == 12
+    assert len(NOTEBOOKS) == 16
     problems = []
     for notebook in NOTEBOOKS:  # one at a time: each starts its own kernel
         names = parameters(notebook)
-        assert "runs_table" in names, notebook.name
+        # The architecture study trains its own networks: its notebooks read no runs table.
+        reads_runs = "runs_table" in names
+        assert reads_runs != (notebook.stem in ARCHITECTURE_NOTEBOOKS), notebook.name
         name = notebook.stem
         args = [
             f"{p}={tables / (p.removesuffix('_table') + '.csv')}"
@@ -460,7 +529,7 @@ def test_every_notebook_runs_and_names_the_runs_left_out(tmp_path, failed):
         body = page.read_text()
         executed = nbformat.read(ipynb, as_version=4)
         tags = [t for c in executed.cells for t in c.metadata.get("tags", [])]
-        if html.escape(note) not in body and note not in body:
+        if reads_runs and html.escape(note) not in body and note not in body:
             problems.append(f"{name}: the HTML does not say which runs were left out")
         if (
             "results/tables/runs.csv" in body  # the default value, shown by the tagged cell

@@ -28,6 +28,17 @@ def placeholder_figure(message: str, figsize: tuple[float, float] = (8, 3)) -> F
     return fig
 
 
+def notebook_setup(style: str = "whitegrid") -> None:
+    """Display settings and the seaborn theme (``white`` for contour maps) for a notebook."""
+    import pandas as pd
+    import seaborn as sns
+
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_rows", 500)
+    sns.set_theme(context="notebook", style=style)
+
+
 def notebook_runs(runs_table: str | os.PathLike, style: str = "whitegrid"):
     """Every notebook's preamble: display settings, the seaborn theme and the runs table.
 
@@ -40,15 +51,9 @@ def notebook_runs(runs_table: str | os.PathLike, style: str = "whitegrid"):
         ``(runs, note, left_out)``: the runs table, the printed note, and whether any run did
         not complete.
     """
-    import pandas as pd
-    import seaborn as sns
-
     from lossgeom.tables import read_table, runs_note
 
-    pd.set_option("display.max_columns", None)
-    pd.set_option("display.width", 250)
-    pd.set_option("display.max_rows", 500)
-    sns.set_theme(context="notebook", style=style)
+    notebook_setup(style)
     runs = read_table(runs_table, "runs")
     note = runs_note(runs)
     print(note)

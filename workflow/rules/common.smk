@@ -332,7 +332,8 @@ def bounds_flags(wildcards):
 
 
 # Each figure is drawn by one jupytext notebook from the tables it lists.
-# Every notebook also reads the runs table, to leave out (and name) runs that did not complete.
+# The experiments' notebooks also read the runs table, to leave out (and name) runs that did not
+# complete.
 FIGURES = {
     "training_curves": ["runs", "training", "curvature"],
     "landscape_2d": ["runs", "landscape"],
@@ -467,7 +468,8 @@ def arch_files(table):
 
 if ARCH["enabled"]:
     TABLES += [f"results/tables/{table}.csv" for table in ARCH_TABLES]
-    FIGURES["architecture_depth"] = ["runs", "architectures", "architecture_curvature"]
-    FIGURES["architecture_spectra"] = ["runs", "architectures", "architecture_density"]
-    FIGURES["nonconvexity_maps"] = ["runs", "architectures", "nonconvexity"]
-    FIGURES["architecture_barriers"] = ["runs", "architectures", "architecture_barriers"]
+    # The study trains its own networks: its notebooks do not wait for the experiments' runs.
+    FIGURES["architecture_depth"] = ["architectures", "architecture_curvature"]
+    FIGURES["architecture_spectra"] = ["architectures", "architecture_density"]
+    FIGURES["nonconvexity_maps"] = ["architectures", "nonconvexity"]
+    FIGURES["architecture_barriers"] = ["architectures", "architecture_barriers"]
