@@ -14,6 +14,7 @@ import pandas as pd
 
 from lossgeom.architectures import StudySettings, measure_architecture
 from lossgeom.data import Dataset, get_dataset, md5sum, subset_indices
+from lossgeom.models import ModelConfigError, build_model
 from lossgeom.provenance import provenance, write_table
 from lossgeom.runs import add_common_arguments, add_required, setup, training_subset
 from lossgeom.tables import columns
@@ -43,6 +44,12 @@ def main() -> int:
                                     for k, v in args.settings.items()})  # fmt: skip
     except TypeError as error:
         parser.error(f"--settings: {error}")
+    try:  # the model is checked before the data are read
+        info = get_dataset(args.dataset)
+        build_model({"input_dim": info.input_dim, "num_classes": info.num_classes,
+                     **args.spec["model"]})  # fmt: skip
+    except (ModelConfigError, KeyError, TypeError) as error:
+        parser.error(f"--spec: {error}")
     device, data = setup(args)
     info = get_dataset(args.dataset)
     x, y = training_subset(data, args.train_subset, args.subset_seed)

@@ -532,11 +532,15 @@ def measure_architecture(
         steps = result.extra["steps_to_target"]
         final = {"loss": _final_metric(result.rows, "train", "loss"),
                  "accuracy": _final_metric(result.rows, "test", "accuracy")}  # fmt: skip
-        if result.status != "diverged" and has_batchnorm(result.model):
-            _settle(study, result.model)  # the final metrics on recomputed statistics too
-            final["loss"] = evaluate(result.model, study.x, study.y)[0]
-            final["accuracy"] = evaluate(result.model, data.test_x.to(device),
-                                         data.test_y.to(device))[1]  # fmt: skip
+        spectra = []
+        if result.status != "diverged":
+            models[seed] = result.model
+            # Leaves the model at its last epoch, BatchNorm statistics recomputed (_settle).
+            spectra = _spectra(study, seed, result.model, result.states)
+            if has_batchnorm(result.model):  # the final metrics on those statistics too
+                final["loss"] = evaluate(result.model, study.x, study.y)[0]
+                final["accuracy"] = evaluate(result.model, data.test_x.to(device),
+                                             data.test_y.to(device))[1]  # fmt: skip
         rows = [
             ("final_train_loss", final["loss"]),
             ("final_test_accuracy", final["accuracy"]),
@@ -547,9 +551,7 @@ def measure_architecture(
                                 "seconds": result.seconds, "steps": result.extra["steps"],
                                 **dict(rows)}  # fmt: skip
         log(f"{name} seed {seed}: {result.status} in {result.seconds:.1f}s; {dict(rows)}")
-        if result.status != "diverged":
-            models[seed] = result.model
-            rows += _spectra(study, seed, result.model, result.states)
+        rows += spectra
         study.add(seed, parameter_count(result.model), rows)
     _barriers(study, models)
     _maps(study, models)
