@@ -50,13 +50,18 @@ else:
     fig, ax = plt.subplots(figsize=(max(10, 0.55 * len(order)), 5.5))
     present = [n for n in order if n in set(finite.experiment)]
     sns.barplot(data=finite, x="experiment", y="barrier", hue="path", order=present,
-                hue_order=["linear", "aligned"], errorbar=None, alpha=0.6, ax=ax)  # fmt: skip
+                hue_order=["linear", "aligned"], estimator="median", errorbar=None, alpha=0.6,
+                ax=ax)  # fmt: skip
     sns.stripplot(data=finite, x="experiment", y="barrier", hue="path", order=present,
                   hue_order=["linear", "aligned"], dodge=True, color="k", size=4, ax=ax,
                   legend=False)  # fmt: skip
     ax.set(xlabel="architecture", ylabel="loss barrier (training cross-entropy, nats)",
-           title="Barriers between seeds: bars are means over pairs, dots are pairs")  # fmt: skip
-    ax.tick_params(axis="x", rotation=60)
+           title="Barriers between seeds: bars are medians over pairs, dots are pairs")  # fmt: skip
+    top = finite.barrier.max()
+    if top > 4 * finite.groupby(["experiment", "path"]).barrier.median().max():
+        ax.set_yscale("symlog", linthresh=1.0)  # one pair far above the rest stays readable
+        ax.set_ylabel("loss barrier (nats; log scale above 1)")
+    plt.setp(ax.get_xticklabels(), rotation=60, ha="right", rotation_mode="anchor")
     missing = barriers[~np.isfinite(barriers.barrier)].experiment.unique()
     for position, name in enumerate(present):
         if name in missing:  # the aligned path's place: weight matching not applicable
@@ -68,7 +73,9 @@ save_figure(fig, figure_png, figure_pdf)
 # %% [markdown]
 # **Figure.** The loss barrier between two seeds' solutions along the straight line (linear)
 # and after permuting the second network's units to match the first (aligned), for every
-# architecture; bars are the means over seed pairs, dots the pairs; "n/a" marks an aligned
+# architecture; bars are the medians over seed pairs (one failed alignment does not move
+# them), dots the pairs (the axis turns logarithmic above 1 nat when one pair lies far above
+# the rest); "n/a" marks an aligned
 # path that does not apply (weight matching has no permutation specification there). A barrier near zero means
 # the two solutions are linearly connected; a drop from linear to aligned means the barrier
 # came from the permutation symmetry.

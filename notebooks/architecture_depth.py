@@ -73,6 +73,16 @@ else:
         else:
             ax.text(0.5, 0.5, "no run has a value\n(never reached, or every seed diverged)",
                     ha="center", va="center", transform=ax.transAxes)  # fmt: skip
+        if quantity == "steps_to_95":  # how many seeds never got there, per family and depth
+            every = mlp[mlp.quantity == quantity]
+            missed = every[~np.isfinite(every.value)].groupby(["variant", "depth"]).size()
+            seeds = every.groupby(["variant", "depth"]).seed.nunique()
+            for (variant, depth), count in missed.items():
+                ax.annotate(f"{count}/{seeds[variant, depth]} never", (depth, 1.0),
+                            xycoords=("data", "axes fraction"), textcoords="offset points",
+                            xytext=(0, -4 - 11 * variants.index(variant)),
+                            ha="right" if depth == mlp.depth.max() else "center",
+                            va="top", fontsize=8, color=PALETTE[variant])  # fmt: skip
         if log and not rows.empty and (rows.value > 0).all():
             ax.set_yscale("log")
         ax.set_xscale("log", base=2)
@@ -93,8 +103,9 @@ save_figure(fig, figure_png, figure_pdf)
 # **Figure.** Each panel is one measurement against the number of hidden layers (log2 axis)
 # for every MLP family: λmax and κ of the Hessian at the end of training (on the study's
 # curvature subset, log scales), the final training cross-entropy (log scale) and the steps
-# until the moving accuracy of 20 minibatches reached 95% (missing where a run never reached
-# it). Dots are individual seeds, lines join their means. If depth worsens the conditioning of
+# until the moving accuracy of 20 minibatches reached 95% (a run that never reached it has no
+# dot; "k/n never", in the family's colour at the top of the panel, counts those seeds).
+# Dots are individual seeds, lines join their means. If depth worsens the conditioning of
 # plain networks, the plain line rises in the second panel; if skips or normalisation help,
 # their lines stay below it.
 #

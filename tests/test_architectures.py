@@ -18,6 +18,7 @@ from lossgeom.architectures import (
     StudySettings,
     describe,
     measure_architecture,
+    measured_epochs,
     nonconvexity_map,
     nonconvexity_ratio,
     study_entries,
@@ -233,6 +234,15 @@ def test_study_entries_expand_the_mlp_families():
         "family": "mlp", "depth": 3, "skip": 1, "norm": "layernorm"}  # fmt: skip
     assert describe({"name": "resnet", "channels": [4, 8], "blocks": 2, "skip": False}) == {
         "family": "resnet", "depth": 4, "skip": 0, "norm": "batchnorm"}  # fmt: skip
+
+
+def test_measured_epochs_are_evenly_spaced_with_both_ends():
+    assert measured_epochs(range(9), 4) == [0, 3, 5, 8]
+    assert measured_epochs([4, 0, 2], 2) == [0, 4]
+    assert measured_epochs(range(5), 3) == [0, 2, 4]
+    assert measured_epochs(range(2), 5) == [0, 1]
+    with pytest.raises(ValueError, match="at least 2"):
+        measured_epochs(range(5), 1)
 
 
 def test_measure_architecture_fills_every_table(tmp_path, synthetic_data):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy import optimize, stats
 from torch import nn
 
@@ -23,6 +24,7 @@ from lossgeom.posterior import (
     optimal_prior_sigma,
     perturbed_accuracy,
     train_posterior,
+    unsupported_layer,
 )
 from tests.conftest import REPO
 
@@ -242,6 +244,60 @@ def test_local_reparameterisation_matches_weight_sampling():
         result = stats.ks_2samp(local[:, k].numpy(), explicit[:, k].numpy())
         assert result.pvalue > 1e-3, (k, result)
     assert float(local[:, 0].std()) == pytest.approx(float(explicit[:, 0].std()), rel=0.05)
+
+
+def test_convolution_noise_is_a_per_example_kernel_draw():
+    """The grouped convolution equals drawing one kernel per example and convolving."""
+    torch.manual_seed(0)
+    model = build_model({"name": "cnn", "input_dim": 64, "channels": [3], "hidden": [5],
+                         "kernel_size": 3}).double()  # fmt: skip
+    posterior = GaussianPosterior(model, 0.3)
+    conv = posterior.net.convs[0]
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    posterior.generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        noisy = posterior._conv_noise(conv, "convs.0.", x)
+    replay = torch.Generator().manual_seed(5)
+    kernels = 0.3 * torch.randn((4, *conv.weight.shape), generator=replay, dtype=torch.float64)
+    biases = 0.3 * torch.randn((4, *conv.bias.shape), generator=replay, dtype=torch.float64)
+    for i in range(4):
+        expected = F.conv2d(x[i : i + 1], kernels[i], biases[i], padding=conv.padding)
+        assert torch.allclose(noisy[i : i + 1], expected, atol=1e-12)
+
+
+def test_convolution_noise_is_correlated_over_positions_as_one_kernel_makes_it():
+    """Two output positions of one example share the kernel draw: their covariance is
+    sigma^2 <patch_p, patch_q> (+ sigma^2 from the bias), which per-position noise would
+    make 0."""
+    torch.manual_seed(1)
+    model = build_model({"name": "cnn", "input_dim": 16, "channels": [1], "hidden": [2],
+                         "kernel_size": 3}).double()  # fmt: skip
+    posterior = GaussianPosterior(model, 0.5)
+    conv = posterior.net.convs[0]
+    x = torch.randn(1, 1, 4, 4, dtype=torch.float64).expand(20000, 1, 4, 4).contiguous()
+    posterior.generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        noise = posterior._conv_noise(conv, "convs.0.", x)[:, 0]
+    patches = F.unfold(x[:1], 3, padding=1)[0]  # (9, 16): each output position's patch
+    p, q = 5, 6  # two neighbouring positions
+    expected = 0.25 * float(patches[:, p] @ patches[:, q]) + 0.25
+    measured = float(torch.cov(torch.stack([noise.flatten(1)[:, p], noise.flatten(1)[:, q]]))[0, 1])
+    assert measured == pytest.approx(expected, rel=0.08)
+    assert abs(expected) > 0.1
+
+
+def test_a_cnn_runs_the_monte_carlo_error_and_other_models_are_refused_by_name():
+    torch.manual_seed(2)
+    model = build_model({"name": "cnn", "input_dim": 64, "channels": [2, 3], "hidden": [6],
+                         "kernel_size": 3})  # fmt: skip
+    x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
+    mc = monte_carlo_error(GaussianPosterior(model, 0.05), x, y, m=3, seed=0, chunk_size=16)
+    assert mc.trials == 120 and 0 <= mc.mean <= 1
+    assert unsupported_layer(model) is None
+    vit = build_model({"name": "vit", "dim": 8, "heads": 2, "depth": 1})
+    assert "ViT" in unsupported_layer(vit)
+    with pytest.raises(BoundError, match="ViT"):
+        GaussianPosterior(vit, 0.01)
 
 
 def test_monte_carlo_error_matches_weight_sampling_and_is_reproducible():

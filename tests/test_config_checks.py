@@ -299,6 +299,7 @@ def test_checksums_must_name_the_four_files():
 
 def test_mirror_folder_must_exist_and_hold_the_four_files(tmp_path):
     config = default_config()
+    config["data"]["root"] = str(tmp_path / "resources")  # nothing prepared: the mirror is read
     config["data"]["mirrors"] = {"mnist": str(mirror(tmp_path / "full"))}
     checked(config)
     config["data"]["mirrors"] = {"mnist": str(tmp_path / "absent")}
@@ -313,6 +314,7 @@ def test_mirror_folder_must_exist_and_hold_the_four_files(tmp_path):
 def test_the_environment_variable_wins_over_the_configured_mirror(tmp_path, monkeypatch):
     variable = DATASETS["mnist"].mirror_variable
     config = default_config()
+    config["data"]["root"] = str(tmp_path / "resources")  # nothing prepared: the mirror is read
     config["data"]["mirrors"] = {"mnist": str(tmp_path / "absent")}
     monkeypatch.setenv(variable, str(mirror(tmp_path / "full")))
     checked(copy.deepcopy(config))  # the configured folder is never used

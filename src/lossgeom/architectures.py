@@ -215,6 +215,8 @@ class StudySettings:
         accuracy_target, accuracy_window: the trainability milestone
             (:class:`lossgeom.training.AccuracyTarget`).
         curvature_size: training samples (the first of the subset) defining the Hessian.
+        curvature_epochs: how many epochs get a spectrum, evenly spaced from initialisation
+            to the last epoch (:func:`measured_epochs`; every epoch when there are fewer).
         n_iter, n_runs: stochastic Lanczos quadrature per checkpoint.
         spectrum_tol, separation: :func:`summarise_spectrum`'s ``tol`` and ``separation``.
         density_points: grid points kept of each stored density.
@@ -231,6 +233,7 @@ class StudySettings:
     accuracy_target: float = 0.95
     accuracy_window: int = 20
     curvature_size: int = 512
+    curvature_epochs: int = 5
     n_iter: int = 30
     n_runs: int = 3
     spectrum_tol: float = 1e-2
@@ -400,13 +403,31 @@ def _settle(study: _Study, model: nn.Module) -> None:
         recompute_batchnorm(model, study.x)
 
 
+def measured_epochs(epochs: Sequence[int], count: int) -> list[int]:
+    """``count`` of ``epochs``, evenly spaced, the first and the last always among them.
+
+    Example:
+        >>> measured_epochs(range(9), 5)
+        [0, 2, 4, 6, 8]
+        >>> measured_epochs(range(3), 5)
+        [0, 1, 2]
+    """
+    epochs = sorted(epochs)
+    if count < 2:
+        raise ValueError(f"count must be at least 2 (the first and the last epoch), got {count}")
+    if len(epochs) <= count:
+        return epochs
+    positions = np.unique(np.round(np.linspace(0, len(epochs) - 1, count)).astype(int))
+    return [epochs[i] for i in positions]
+
+
 def _spectra(study: _Study, seed: int, model: nn.Module, states: dict) -> list[tuple[str, float]]:
-    """The spectrum at every epoch's weights; the rows of the first and the last."""
+    """The spectrum at the measured epochs' weights; the rows of the first and the last."""
     from lossgeom.hessian import spectral_density
 
     settings, size = study.settings, study.settings.curvature_size
     batches = chunks(study.x[:size], study.y[:size], settings.chunk_size)
-    epochs, rows = sorted(states), []
+    epochs, rows = measured_epochs(states, settings.curvature_epochs), []
     for epoch in epochs:
         model.load_state_dict(states[epoch])
         _settle(study, model)
@@ -499,9 +520,9 @@ def measure_architecture(
     """Train ``spec`` for every seed and measure what the architecture study tabulates.
 
     Per seed: trainability (final training loss and test accuracy, steps to the accuracy
-    target, divergence) and the Hessian spectrum at every epoch (:func:`summarise_spectrum` of
-    one SLQ on the first ``curvature_size`` training samples), with the densities at the first
-    and last epoch. Per pair of consecutive seeds (:func:`seed_pairs`): the loss barrier along
+    target, divergence) and the Hessian spectrum at the measured epochs
+    (:func:`measured_epochs`; :func:`summarise_spectrum` of one SLQ on the first
+    ``curvature_size`` training samples), with the densities at the first and last epoch. Per pair of consecutive seeds (:func:`seed_pairs`): the loss barrier along
     the linear path, raw and after weight matching (NaN, noted as not applicable, where the
     model has no permutation specification). Per seed in ``map_seeds``: the non-convexity map.
     A diverged seed has trainability rows only. BatchNorm statistics are recomputed on the
@@ -564,6 +585,7 @@ __all__ = [
     "StudySettings",
     "describe",
     "measure_architecture",
+    "measured_epochs",
     "seed_pairs",
     "study_entries",
     "study_settings",

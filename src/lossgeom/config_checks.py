@@ -338,6 +338,14 @@ def _check_experiment(name: str, experiment: Mapping[str, Any], datasets: Mappin
             "whose Gaussian posterior cannot sample through BatchNorm (its statistics depend "
             "on the data); use layernorm or none"
         )
+    from lossgeom.posterior import unsupported_layer
+
+    layer = unsupported_layer(build_model(model))
+    if layer is not None:
+        raise ConfigError(
+            f"{key}.model.name: {name} cannot run the bounds stage: its Gaussian posterior "
+            f"cannot sample through {layer} (supported: Linear, Conv2d, LayerNorm)"
+        )
 
 
 def _check_checksums(checksums: Mapping[str, Any] | None, datasets: Mapping) -> None:

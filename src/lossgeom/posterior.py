@@ -14,9 +14,14 @@ evaluates every example under its own independent draw from ``Q``: the ``n m`` p
 means average to ``Q``'s empirical error, which is what the sample-convergence bound in
 :func:`lossgeom.bounds.sample_convergence_bound` needs, with ``n m`` trials.
 
-Supported layers: ``nn.Linear`` and ``nn.LayerNorm`` (its affine parameters). BatchNorm is
-refused: its running statistics are data-dependent parameters that a prior fixed before the
-data could not contain.
+A convolution shares its kernel over positions, so its outputs given one draw are not
+independent and the trick above does not apply; each example gets its own kernel instead
+(``S * eps_i``, drawn per example), and the noise ``conv(x_i, S * eps_i)`` is computed for all
+examples at once as one grouped convolution: again exact in distribution.
+
+Supported layers: ``nn.Linear``, ``nn.Conv2d`` (zero padding) and ``nn.LayerNorm`` (its affine
+parameters). BatchNorm is refused: its running statistics are data-dependent parameters that a
+prior fixed before the data could not contain.
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ from lossgeom.models import MLP, evaluation_mode
 from lossgeom.training import evaluate
 
 logger = logging.getLogger(__name__)
+
+
+def _samplable(module: nn.Module) -> bool:
+    if isinstance(module, nn.Conv2d):
+        return module.padding_mode == "zeros"
+    return isinstance(module, nn.Linear | nn.LayerNorm)
+
+
+def unsupported_layer(model: nn.Module) -> str | None:
+    """The first parameterised module that :class:`GaussianPosterior` cannot sample through.
+
+    Returns its name and type, or None when every one is supported.
+    """
+    for prefix, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if own and not _samplable(module):
+            return f"{prefix or 'the model'} ({type(module).__name__})"
+    return None
 
 
 def _inverse_softplus(sigma: float) -> float:
@@ -74,12 +97,13 @@ class GaussianPosterior(nn.Module):
             own = [n for n, p in module.named_parameters(recurse=False) if p.requires_grad]
             if not own:
                 continue
-            if isinstance(module, nn.Linear | nn.LayerNorm):
+            if _samplable(module):
                 module.register_forward_hook(self._noise_hook(prefix))
             else:
                 raise BoundError(
                     f"a Gaussian posterior cannot be sampled through {type(module).__name__} "
-                    f"({prefix or 'the model'}): supported layers are Linear and LayerNorm"
+                    f"({prefix or 'the model'}): supported layers are Linear, Conv2d with zero "
+                    "padding and LayerNorm"
                     + (
                         "; BatchNorm running statistics depend on the data"
                         if "BatchNorm" in type(module).__name__
@@ -100,6 +124,8 @@ class GaussianPosterior(nn.Module):
             if isinstance(module, nn.Linear):
                 bias = self._scale(key + "bias") ** 2 if module.bias is not None else None
                 variance = F.linear(x * x, self._scale(key + "weight") ** 2, bias)
+            elif isinstance(module, nn.Conv2d):
+                return output + self._conv_noise(module, key, x)
             else:  # LayerNorm: y = x_hat * gamma + beta, Gaussian in (gamma, beta)
                 x_hat = F.layer_norm(x, module.normalized_shape, eps=module.eps)
                 variance = torch.zeros_like(output)
@@ -110,6 +136,23 @@ class GaussianPosterior(nn.Module):
             return output + variance.sqrt() * self._normal(output)
 
         return hook
+
+    def _conv_noise(self, module: nn.Conv2d, key: str, x: Tensor) -> Tensor:
+        """``conv(x_i, S * eps_i) + s * e_i`` with a fresh kernel draw per example ``i``."""
+        n, groups = x.shape[0], module.groups
+        weight = self._scale(key + "weight")
+        kernels = weight * self._normal(weight.expand(n, *weight.shape))
+        noise = F.conv2d(
+            x.reshape(1, n * x.shape[1], *x.shape[2:]),
+            kernels.reshape(n * weight.shape[0], *weight.shape[1:]),
+            stride=module.stride, padding=module.padding, dilation=module.dilation,
+            groups=n * groups,
+        )  # fmt: skip
+        noise = noise.reshape(n, weight.shape[0], *noise.shape[2:])
+        if module.bias is not None:
+            bias = self._scale(key + "bias")
+            noise = noise + (bias * self._normal(bias.expand(n, *bias.shape)))[:, :, None, None]
+        return noise
 
     def _normal(self, like: Tensor) -> Tensor:
         return torch.randn(
