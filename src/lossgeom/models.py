@@ -161,6 +161,52 @@ class MLP(nn.Module):
         return self.output_layer(h)
 
 
+HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
+
+
+def affine_layers(model: MLP) -> list[nn.Linear]:
+    """An MLP's affine maps in order: the input layer, the hidden layers, the output layer."""
+    return [model.input_layer, *model.hidden_layers] + (
+        [model.output_layer] if model.output_layer is not None else []
+    )
+
+
+@torch.no_grad()
+def rescale_layer(model: MLP, layer: int, alpha: float) -> MLP:
+    """Dinh et al. (2017)'s reparametrisation, in place (the model is returned).
+
+    Affine map ``layer`` is multiplied by ``alpha``, the next one's weight by ``1 / alpha``.
+
+    For a positively homogeneous activation (``relu(a z) = a relu(z)`` for ``a > 0``) without
+    normalisation or skips the function is unchanged, while the Hessian at the new point is
+    ``S H S`` with ``S = 1 / alpha`` on layer ``layer``'s weight and bias and ``alpha`` on the
+    next layer's weight: sharpness and trace change, the network does not.
+
+    Raises:
+        ValueError: a model on which the rescaling changes the function (another activation,
+            normalisation, skips), a layer without a next one, or ``alpha <= 0``.
+    """
+    if not isinstance(model, MLP):
+        raise ValueError(f"rescaling is defined here for MLPs, got {type(model).__name__}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    name = next((k for k, v in ACTIVATIONS.items() if isinstance(model.activation, v)), None)
+    if name not in HOMOGENEOUS_ACTIVATIONS:
+        raise ValueError(
+            f"the activation {type(model.activation).__name__} is not positively homogeneous "
+            f"({', '.join(HOMOGENEOUS_ACTIVATIONS)} are): rescaling would change the function"
+        )
+    if model.residual or any(not isinstance(n, nn.Identity) for n in model.norms):
+        raise ValueError("rescaling changes the function of networks with skips or normalisation")
+    layers = affine_layers(model)
+    if not 0 <= layer < len(layers) - 1:
+        raise ValueError(f"layer must be in [0, {len(layers) - 2}] (a next layer must exist)")
+    layers[layer].weight.mul_(alpha)
+    layers[layer].bias.mul_(alpha)
+    layers[layer + 1].weight.div_(alpha)
+    return model
+
+
 CONV_NORMS: dict[str, Callable[[int], nn.Module]] = {
     "none": lambda channels: nn.Identity(),
     "batchnorm": nn.BatchNorm2d,
