@@ -522,9 +522,10 @@ def measure_architecture(
     Per seed: trainability (final training loss and test accuracy, steps to the accuracy
     target, divergence) and the Hessian spectrum at the measured epochs
     (:func:`measured_epochs`; :func:`summarise_spectrum` of one SLQ on the first
-    ``curvature_size`` training samples), with the densities at the first and last epoch. Per pair of consecutive seeds (:func:`seed_pairs`): the loss barrier along
-    the linear path, raw and after weight matching (NaN, noted as not applicable, where the
-    model has no permutation specification). Per seed in ``map_seeds``: the non-convexity map.
+    ``curvature_size`` training samples), with the densities at the first and last epoch.
+    Per pair of consecutive seeds (:func:`seed_pairs`): the loss barrier along the linear
+    path, raw and after weight matching (NaN, noted as not applicable, where the model has no
+    permutation specification). Per seed in ``map_seeds``: the non-convexity map.
     A diverged seed has trainability rows only. BatchNorm statistics are recomputed on the
     whole training subset before every measurement (:func:`_settle`).
 

@@ -318,7 +318,7 @@ def _check_experiment(name: str, experiment: Mapping[str, Any], datasets: Mappin
 
     try:  # every model option, filled and checked by building the network once
         model.update(complete_spec(model))
-        build_model(model)
+        network = build_model(model)
     except ModelConfigError as error:
         raise ConfigError(f"{key}.{error}") from None
     name, hidden = model["name"], model.get("hidden")
@@ -340,7 +340,7 @@ def _check_experiment(name: str, experiment: Mapping[str, Any], datasets: Mappin
         )
     from lossgeom.posterior import unsupported_layer
 
-    layer = unsupported_layer(build_model(model))
+    layer = unsupported_layer(network)
     if layer is not None:
         raise ConfigError(
             f"{key}.model.name: {name} cannot run the bounds stage: its Gaussian posterior "
