@@ -24,6 +24,7 @@ include: "workflow/rules/connectivity.smk"
 include: "workflow/rules/bounds.smk"
 include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/architectures.smk"
+include: "workflow/rules/sweep.smk"
 include: "workflow/rules/figures.smk"
 
 

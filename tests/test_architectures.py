@@ -44,6 +44,8 @@ SPECS = {
                "num_classes": 4},
     "resnet_no_skip": {"name": "resnet", "input_dim": 64, "channels": [4, 6], "blocks": 2,
                        "num_classes": 4, "skip": False},
+    "resnet_stem_stride": {"name": "resnet", "input_dim": 64, "channels": [4, 6],
+                           "num_classes": 4, "stem_stride": 2},
     "resnet_no_norm": {"name": "resnet", "input_dim": 64, "channels": [4, 6], "num_classes": 4,
                        "norm": "none"},
 }  # fmt: skip

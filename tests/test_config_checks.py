@@ -327,12 +327,16 @@ def test_the_environment_variable_wins_over_the_configured_mirror(tmp_path, monk
 
 def test_mirrors_of_datasets_that_do_not_run_are_not_checked(tmp_path):
     config = default_config()
+    config["data"]["root"] = str(tmp_path / "data")  # nothing prepared yet
     config["data"]["mirrors"] = {"fashion_mnist": str(tmp_path / "absent")}
-    checked(config)  # every experiment is on MNIST: Fashion-MNIST is never prepared
+    config.setdefault("sweep", {}).setdefault("axes", {})["dataset"] = ["mnist"]
+    checked(copy.deepcopy(config))  # every stage is on MNIST: Fashion-MNIST is never prepared
     config["experiments"]["fashion"] = {"dataset": "fashion_mnist"}
     assert rejected(copy.deepcopy(config)).startswith("data.mirrors.fashion_mnist")
     config["select_experiments"] = ["report_mlp"]
-    checked(config)
+    checked(copy.deepcopy(config))
+    config["sweep"]["axes"]["dataset"] = ["mnist", "fashion_mnist"]  # the sweep prepares it
+    assert rejected(config).startswith("data.mirrors.fashion_mnist")
 
 
 @pytest.mark.parametrize("root", ["", "   "])
@@ -535,7 +539,7 @@ def test_models_are_completed_with_their_defaults():
     model = config["experiments"]["report_mlp"]["model"]
     assert model == {"name": "resnet", "input_dim": 784, "num_classes": 10, "in_channels": 1,
                      "channels": [16, 32, 64], "blocks": 1, "skip": False, "norm": "none",
-                     "activation": "relu"}  # fmt: skip
+                     "activation": "relu", "stem_stride": 1}  # fmt: skip
     report = checked(default_config())["experiments"]["report_mlp"]["model"]
     assert report == {"name": "mlp", "input_dim": 784, "hidden": [512], "num_classes": 10,
                       "activation": "relu", "residual": False, "norm": "none"}  # fmt: skip
@@ -573,3 +577,46 @@ def with_architectures(**options) -> dict:
 )  # fmt: skip
 def test_bad_architecture_settings_are_named_at_parse_time(options, start):
     assert rejected(with_architectures(**options)).startswith(start)
+
+
+def with_sweep(**options) -> dict:
+    """The default config with the sweep's section updated (one level deep)."""
+    config = default_config()
+    section = config.setdefault("sweep", {})
+    for key, value in options.items():
+        section[key] = {**section.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def test_the_default_sweep_is_a_grid_of_at_least_48_models_over_5_axes():
+    from lossgeom.sweep import sweep_models, varied_axes
+
+    section = checked(default_config())["sweep"]
+    assert len(sweep_models(section)) >= 48
+    assert len(varied_axes(section)) >= 5
+    assert len(section["seeds"]) >= 2
+
+
+@pytest.mark.parametrize(
+    ("options", "start"),
+    [
+        ({"axes": {"lr": []}}, "sweep.axes.lr has no values"),
+        ({"axes": {"dataset": ["cifar10"]}}, "sweep.axes.dataset: 'cifar10' is unknown"),
+        ({"axes": {"train_size": [70000]}}, "sweep.axes.train_size: 70000 is larger than the"),
+        ({"axes": {"batch_size": [5000]}}, "sweep.axes.batch_size: 5000 is larger than the"),
+        ({"axes": {"momentum": [0.9]}}, "config key 'momentum' is not allowed in sweep.axes"),
+        ({"settings": {"stop_loss": 5.0}}, "sweep.stop_loss: 5.0 can never mark a trained model"),
+        ({"settings": {"divergence_loss": 0.001}}, "sweep.divergence_loss: 0.001 must exceed"),
+        ({"bounds": {"mc_sample": 3}}, "sweep.bounds.mc_sample is not a key of the bounds"),
+        ({"bounds": {"sigma_min": 2.0}}, "sweep.bounds: "),
+        ({"seeds": []}, "sweep.seeds: [] should be non-empty"),
+    ],
+)  # fmt: skip
+def test_bad_sweeps_are_named_at_parse_time(options, start):
+    assert rejected(with_sweep(**options)).startswith(start)
+
+
+def test_the_reparametrisation_layer_needs_a_next_layer():
+    config = with_sweep(axes={"depth": [1, 3]}, reparametrisation={"layer": 1})
+    assert rejected(config).startswith("sweep.reparametrisation.layer: 1 has no next layer")
+    checked(with_sweep(axes={"depth": [2, 3]}, reparametrisation={"layer": 1}))

@@ -142,3 +142,40 @@ def test_rescaling_refuses_networks_whose_function_it_would_change():
         rescale_layer(model, 1, 2.0)
     with pytest.raises(ValueError, match="positive"):
         rescale_layer(model, 0, 0.0)
+
+
+def test_measure_correlations_match_tau_and_psi_and_fix_the_seed():
+    from lossgeom.correlation import granulated_tau, kendall_tau, measure_correlations
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame([{"lr": lr, "width": w, "seed": s} for lr in (0.1, 0.5)
+                          for w in (8, 16, 32) for s in (0, 1)])  # fmt: skip
+    frame["gap"] = frame.lr + 0.01 * frame.width + rng.normal(scale=0.05, size=len(frame))
+    frame["m"] = frame.gap + rng.normal(scale=0.05, size=len(frame))
+    overall, by_axis = measure_correlations(frame, ["m"], ["gap"], ["lr", "width"],
+                                            fixed=["seed"], n_resamples=200)  # fmt: skip
+    row = overall.iloc[0]
+    assert row.tau == pytest.approx(kendall_tau(frame.m, frame.gap))
+    assert row.tau_ci_low <= row.tau <= row.tau_ci_high and row.n_models == 12
+    assert row.psi == pytest.approx(
+        granulated_tau(frame, "m", "gap", ["lr", "width"], ["seed"]).psi
+    )
+    pairs = by_axis.set_index("axis").n_pairs
+    assert pairs["lr"] == 6 * 1  # 3 widths x 2 seeds, each group 2 models: one pair
+    assert pairs["width"] == 4 * 3  # 2 lrs x 2 seeds, each group 3 models: three pairs
+
+
+def test_a_measure_constant_along_an_axis_scores_zero_there():
+    """Like a parameter count that only depth moves: it cannot rank models of other axes."""
+    grid = pd.DataFrame([(d, lr, s) for d in (1, 2) for lr in (0.1, 0.5) for s in (0, 1)],
+                        columns=["depth", "lr", "seed"])  # fmt: skip
+    grid["gap"] = grid.depth + 0.3 * grid.lr + 0.01 * grid.seed
+    grid["params"] = grid.depth * 100.0
+    result = granulated_tau(grid, "params", "gap", ["depth", "lr"], fixed=["seed"])
+    assert result.axes["depth"]["tau"] == 1.0
+    assert result.axes["lr"]["tau"] == 0.0 and result.axes["lr"]["n_groups"] == 4
+    assert result.psi == 0.5
+    grid["gap"] = grid.depth.astype(float)  # the target constant along lr: nothing to order
+    assert math.isnan(
+        granulated_tau(grid, "params", "gap", ["depth", "lr"], ["seed"]).axes["lr"]["tau"]
+    )

@@ -20,6 +20,8 @@ NOTEBOOK_LIBRARY_IMPORTS = {
         "architecture_means",
         "compare_architectures",
         "depth_trend",
+        "claimed_tau",
+        "tau_verdict",
     },
     "lossgeom.tables": {"read_table", "completed_only", "runs_note"},
 }

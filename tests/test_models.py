@@ -30,6 +30,8 @@ def test_report_mlp_shape():
         ({"name": "cnn", "norm": "layernorm"}, "model.norm 'layernorm' is unknown"),
         ({"name": "resnet", "blocks": 0}, "model.blocks must be a positive integer, got 0"),
         ({"name": "resnet", "skip": "yes"}, "model.skip must be true or false"),
+        ({"name": "resnet", "stem_stride": 0}, "model.stem_stride must be a positive integer"),
+        ({"name": "resnet", "stem_stride": 29}, "model.stem_stride: 29 is larger than the 28 x 28"),
         ({"name": "vit", "patch_size": 5}, "model.patch_size 5 does not divide the image side 28"),
         ({"name": "vit", "dim": 30, "heads": 4}, "model.dim 30 is not a multiple of model.heads"),
         ({"name": "vit", "depth": 0}, "model.depth must be a positive integer, got 0"),
@@ -62,6 +64,7 @@ def test_variants_build_and_run():
         {"name": "cnn", "channels": [4, 8, 8], "hidden": [], "norm": "batchnorm"},
         {"name": "resnet"},
         {"name": "resnet", "skip": False, "norm": "none", "blocks": 2},
+        {"name": "resnet", "stem_stride": 2},
         {"name": "vit"},
         {"name": "vit", "patch_size": 4, "dim": 16, "heads": 2, "depth": 3},
     ],
@@ -102,3 +105,13 @@ def test_resnet_without_skips_is_not_residual():
             h = model.activation(model.stem(x))
             expected = model.activation(h) if skip else torch.zeros_like(h)
         torch.testing.assert_close(block(h), expected)
+
+
+@pytest.mark.parametrize("stride,sides", [(1, [28, 14, 7]), (2, [14, 7, 4])])
+def test_resnet_stem_stride_sets_the_stages_resolution(stride, sides):
+    model = build_model({"name": "resnet", "channels": [4, 4, 4], "stem_stride": stride})
+    seen = []
+    for stage in model.stages:
+        stage[-1].register_forward_hook(lambda module, args, out: seen.append(out.shape[-1]))
+    model.eval()(torch.zeros(2, 784))
+    assert seen == sides

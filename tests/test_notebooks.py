@@ -64,6 +64,9 @@ NOTEBOOK_SETTINGS = {
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
 ARCHITECTURE_NOTEBOOKS = {"architecture_depth", "architecture_spectra", "nonconvexity_maps",
                           "architecture_barriers"}  # fmt: skip
+# The studies that train their own networks: their notebooks read no runs table.
+STUDY_NOTEBOOKS = ARCHITECTURE_NOTEBOOKS | {"measure_ranking", "difficulty_prediction",
+                                           "reparametrisation", "four_questions"}  # fmt: skip
 
 
 def per_run(seeds, rows):
@@ -381,6 +384,49 @@ ARCHITECTURES = {  # name: (family, depth, skip, norm)
 }
 
 
+def sweep_tables(failed: set[int]) -> dict[str, list[dict]]:
+    """The sweep's tables from a synthetic population, analysed by the real functions.
+
+    Every model fails to reach the criterion when every seed of the scenario failed (the
+    analysis tables then hold NaN); otherwise 24 of 32 models reach it and 4 diverge.
+    """
+    from lossgeom.correlation import measure_correlations
+    from lossgeom.prediction import prediction_table
+    from lossgeom.sweep import AXES, sweep_models
+    from lossgeom.tables import SWEEP_EARLY_POINTS, SWEEP_EARLY_QUANTITIES, SWEEP_MEASURES
+
+    rng = np.random.default_rng(0)
+    axes = {"dataset": ["mnist", "fashion_mnist"], "lr": [0.02, 0.5], "batch_size": [32, 128],
+            "width": [16], "depth": [1, 2], "weight_decay": [0.0], "train_size": [500],
+            "init_scale": [1.0]}  # fmt: skip
+    rows = []
+    for m in sweep_models({"axes": axes, "seeds": [0, 1]}):
+        status = "diverged" if m.lr == 0.5 and m.depth == 2 and m.batch_size == 32 else (
+            "not_reached" if m.lr == 0.5 or failed == set(SEEDS) else "reached")  # fmt: skip
+        gap = 0.1 + 0.05 * (m.dataset == "fashion_mnist") + rng.normal(scale=0.02)
+        row = {"model_id": m.model_id, "config_group": m.config_group, **m.axes(), "seed": m.seed,
+               "status": status, "reached_criterion": int(status == "reached"),
+               "steps": 2000 if status != "reached" else int(300 + 100 * rng.random()),
+               "seconds": 1.0, "train_error": 0.0, "test_error": gap, "gap": gap}  # fmt: skip
+        row.update({k: (np.nan if status == "diverged" else gap * (1 + j) + rng.normal(scale=0.05))
+                    for j, k in enumerate(SWEEP_MEASURES)})  # fmt: skip
+        row.update({f"{q}_{p}": (5 * m.lr if q == "stability_ratio" else rng.uniform(0.5, 2.0))
+                    for p in SWEEP_EARLY_POINTS for q in SWEEP_EARLY_QUANTITIES})  # fmt: skip
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    reached = frame[frame.status == "reached"]
+    overall, by_axis = measure_correlations(reached, SWEEP_MEASURES, ["gap", "test_error"],
+                                            [a for a in AXES if reached[a].nunique() > 1],
+                                            fixed=["seed"], n_resamples=100)  # fmt: skip
+    prediction, _ = prediction_table(frame, "tenth", n_resamples=100)
+    reparametrisation = [{"alpha": a, "quantity": q, "value": (a**2 if q == "eig1" else 1.0)}
+                         for a in (0.1, 1.0, 10.0)
+                         for q in ("test_error", "train_error", "output_change", *SWEEP_MEASURES)]  # fmt: skip
+    return {"sweep": rows, "measure_correlations": overall.to_dict("records"),
+            "measure_correlations_by_axis": by_axis.to_dict("records"),
+            "prediction": prediction.to_dict("records"), "reparametrisation": reparametrisation}  # fmt: skip
+
+
 def architecture_tables(failed: set[int]) -> dict[str, list[dict]]:
     """The architecture study's tables (its own runs): header-only when every run failed.
 
@@ -469,6 +515,7 @@ def write_scenario(folder: Path, failed: set[int]) -> pd.DataFrame:
         **pair_tables(pairs),
         **dynamics_tables(failed),
         **architecture_tables(failed),
+        **sweep_tables(failed),
     }
     for name, rows in tables.items():
         frame = pd.DataFrame(rows, columns=columns(name))
@@ -495,13 +542,13 @@ def test_every_notebook_runs_and_names_the_runs_left_out(tmp_path, failed):
     tables.mkdir()
     out.mkdir()
     note = runs_note(write_scenario(tables, failed))
-    assert len(NOTEBOOKS) == 16
+    assert len(NOTEBOOKS) == 20
     problems = []
     for notebook in NOTEBOOKS:  # one at a time: each starts its own kernel
         names = parameters(notebook)
-        # The architecture study trains its own networks: its notebooks read no runs table.
+        # The studies train their own networks: their notebooks read no runs table.
         reads_runs = "runs_table" in names
-        assert reads_runs != (notebook.stem in ARCHITECTURE_NOTEBOOKS), notebook.name
+        assert reads_runs != (notebook.stem in STUDY_NOTEBOOKS), notebook.name
         name = notebook.stem
         args = [
             f"{p}={tables / (p.removesuffix('_table') + '.csv')}"

@@ -462,7 +462,8 @@ def test_a_failed_run_is_named_everywhere_and_the_report_completes(smoke_run):
     note = "Left out (1 of 3 runs): report_mlp seed 2 failed_to_train (final training loss"
     # The architecture study trains its own networks: its notebooks read no runs table.
     study = {"architecture_depth", "architecture_spectra", "nonconvexity_maps",
-             "architecture_barriers"}  # fmt: skip
+             "architecture_barriers", "measure_ranking", "difficulty_prediction",
+             "reparametrisation", "four_questions"}  # fmt: skip
     pages = [p for p in (workdir / "results" / "notebooks").glob("*.html") if p.stem not in study]
     assert len(pages) == 12
     for page in pages:

@@ -286,6 +286,20 @@ def describe(model_spec: dict) -> dict[str, object]:
     return {"family": name, "depth": spec["depth"], "skip": 1, "norm": "layernorm"}
 
 
+def schedule_priority(model_spec: dict) -> int:
+    """The scheduler's priority of an architecture's job: the likely longest first.
+
+    Image models (whose epochs cost tens of MLP epochs on a CPU) come before MLPs, and deeper
+    networks before shallower ones, so that two cores do not end the stage on one long job.
+
+    Example:
+        >>> [schedule_priority(s) for s in ({"name": "resnet"}, {"name": "mlp", "hidden": [8, 8]})]
+        [103, 2]
+    """
+    described = describe(model_spec)
+    return (0 if described["family"] == "mlp" else 100) + int(described["depth"])
+
+
 MLP_VARIANTS = {
     "plain": {"residual": False, "norm": "none"},
     "residual": {"residual": True, "norm": "none"},
@@ -326,6 +340,29 @@ def study_entries(section: dict) -> dict[str, dict]:
         training = {k: v for k, v in entry.items() if k in ("optimizer", "epochs", "batch_size")}
         entries[name] = {**recipe, **training, "model": model}
     return entries
+
+
+def study_jobs(section: dict) -> dict[str, list[str]]:
+    """The study's jobs: each MLP family (its depths) is one job, each named model its own.
+
+    A family's members are small, and each job pays several seconds of interpreter and torch
+    start-up, so a family shares one (``mlp_<variant>``); the image models run alone.
+
+    Raises:
+        ValueError: a named model that takes a family job's name (naming the key).
+
+    Example:
+        >>> section = {"mlp": {"variants": ["plain"], "depths": [1, 2]}, "models": {"cnn": {}}}
+        >>> study_jobs(section)
+        {'mlp_plain': ['mlp_plain_d1', 'mlp_plain_d2'], 'cnn': ['cnn']}
+    """
+    mlp = section["mlp"]
+    jobs = {f"mlp_{v}": [f"mlp_{v}_d{d}" for d in mlp["depths"]] for v in mlp["variants"]}
+    for name in section["models"]:
+        if name in jobs:
+            raise ValueError(f"architectures.models.{name}: the name of an MLP family's job")
+        jobs[name] = [name]
+    return jobs
 
 
 def study_settings(section: dict, name: str) -> dict:
@@ -587,8 +624,10 @@ __all__ = [
     "describe",
     "measure_architecture",
     "measured_epochs",
+    "schedule_priority",
     "seed_pairs",
     "study_entries",
+    "study_jobs",
     "study_settings",
     "SpectrumSummary",
     "nonconvexity_map",

@@ -376,6 +376,11 @@ def _used_datasets(config: Mapping[str, Any], datasets: Mapping) -> list[str]:
     dynamics = config.get("dynamics", {})
     if any(dynamics.get(part, {}).get("enabled") for part in ("eos", "escape", "temperature")):
         used.add(dynamics["dataset"])
+    if config.get("architectures", {}).get("enabled"):
+        used.add(config["architectures"]["dataset"])
+    sweep = config.get("sweep", {})
+    if sweep.get("enabled"):
+        used.update(sweep["axes"]["dataset"])
     return sorted(used & set(datasets))
 
 
@@ -502,11 +507,12 @@ def _check_architectures(section: Mapping[str, Any], datasets: Mapping) -> None:
             f"architectures.settings.map_seeds: {missing} are not among architectures.seeds "
             f"{section['seeds']}"
         )
-    from lossgeom.architectures import study_entries, study_settings  # imports torch
+    from lossgeom.architectures import study_entries, study_jobs, study_settings  # torch
     from lossgeom.models import ModelConfigError, build_model
 
     try:
         entries = study_entries(section)
+        study_jobs(section)
         for name in section["models"]:
             study_settings(section, name)
     except ValueError as error:  # a name clash, an unknown model or option: the key is named
@@ -562,11 +568,63 @@ def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
     _check_pairs(config["connectivity"]["pairs"])
     _check_dynamics(config["dynamics"], datasets)
     _check_architectures(config["architectures"], datasets)
+    _check_sweep(config["sweep"], config["bounds"], datasets)
     top_k = config["curvature"]["top_k"]
     if "hessian" in config["landscape"]["directions"] and top_k < 2:
         raise ConfigError(
             "landscape.directions includes 'hessian', which needs curvature.top_k >= 2 "
             f"(got {top_k})"
+        )
+
+
+def _check_sweep(section: Mapping[str, Any], bounds: Mapping[str, Any], datasets: Mapping) -> None:
+    """The sweep: its grid, datasets and sizes, its stopping criterion and its bounds overrides."""
+    if not section["enabled"]:
+        return
+    from lossgeom.bounds import BoundError
+    from lossgeom.certificates import Settings
+    from lossgeom.sweep import SweepError, SweepSettings, sweep_models
+
+    try:
+        models = sweep_models(section)
+        SweepSettings(**section["settings"])
+    except SweepError as error:
+        raise ConfigError(str(error)) from None
+    axes = section["axes"]
+    for dataset in axes["dataset"]:
+        if dataset not in datasets:
+            raise ConfigError(
+                f"sweep.axes.dataset: {dataset!r} is unknown; known: {sorted(datasets)}"
+            )
+        limit = datasets[dataset].train_size
+        if max(axes["train_size"]) > limit:
+            raise ConfigError(
+                f"sweep.axes.train_size: {max(axes['train_size'])} is larger than the "
+                f"{dataset} training set ({limit})"
+            )
+    if max(axes["batch_size"]) > min(axes["train_size"]):
+        raise ConfigError(
+            f"sweep.axes.batch_size: {max(axes['batch_size'])} is larger than the smallest "
+            f"sweep.axes.train_size ({min(axes['train_size'])})"
+        )
+    unknown = sorted(set(section["bounds"]) - set(bounds) | {"track_seed"} & set(section["bounds"]))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(bounds), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (see the bounds section's keys)"
+        raise ConfigError(f"sweep.bounds.{unknown[0]} is not a key of the bounds section{hint}")
+    try:
+        Settings.from_mapping({**bounds, **section["bounds"], "final_epoch": True})
+    except BoundError as error:
+        raise ConfigError(f"sweep.bounds: {error}") from None
+    except (TypeError, KeyError) as error:
+        raise ConfigError(f"sweep.bounds: {error}") from None
+    if len(models) < 2:
+        raise ConfigError(f"sweep: the grid holds {len(models)} model; a ranking needs two")
+    layer, depth = section["reparametrisation"]["layer"], axes["depth"][0]
+    if layer >= depth:
+        raise ConfigError(
+            f"sweep.reparametrisation.layer: {layer} has no next layer to rescale in the grid's "
+            f"first configuration (depth {depth}: layers 0 to {depth - 1} have one)"
         )
 
 

@@ -102,34 +102,44 @@ class GranulatedTau:
 
 
 def granulated_tau(
-    frame: pd.DataFrame, measure: str, target: str, axes: Sequence[str]
+    frame: pd.DataFrame,
+    measure: str,
+    target: str,
+    axes: Sequence[str],
+    fixed: Sequence[str] = (),
 ) -> GranulatedTau:
     """Jiang et al. (2020, eq. 4)'s granulated Kendall coefficient Psi.
 
-    For every axis, tau within each group of models that agree on every other axis, averaged
-    over the groups; Psi is the mean of those over the axes.
+    For every axis, tau within each group of models that agree on every other axis (and on
+    the ``fixed`` columns), averaged over the groups; Psi is the mean of those over the axes.
+    A group whose target is constant orders nothing and is left out; a measure constant over
+    a group whose target varies scores 0 there (it cannot tell those models apart), so a
+    measure that moves along one axis only is not credited on the others.
 
     Args:
-        frame: one row per model, with the ``measure``, ``target`` and ``axes`` columns (other
-            columns, such as the seed, may be among ``axes`` so that a group fixes them too).
+        frame: one row per model, with the ``measure``, ``target``, ``axes`` and ``fixed``
+            columns.
         measure: the column ranked against ``target``.
         target: the generalisation gap or the test error, say.
         axes: the hyperparameter columns that vary.
+        fixed: columns every group holds fixed but Psi does not average over (the seed: a
+            group then compares models that differ in one hyperparameter and nothing else).
     """
-    missing = [c for c in (measure, target, *axes) if c not in frame.columns]
+    missing = [c for c in (measure, target, *axes, *fixed) if c not in frame.columns]
     if missing:
         raise KeyError(f"the frame has no column(s) {missing}")
     out = GranulatedTau(psi=math.nan)
     for axis in axes:
-        others = [a for a in axes if a != axis]
+        others = [a for a in axes if a != axis] + [c for c in fixed if c != axis]
         groups = frame.groupby(others, dropna=False) if others else [((), frame)]
         taus, pairs = [], 0
         for _, group in groups:
-            tau = kendall_tau(group[measure], group[target])
-            if not math.isnan(tau):
-                taus.append(tau)
-                x, _ = _finite_pairs(group[measure], group[target])
-                pairs += len(x) * (len(x) - 1) // 2
+            x, y = _finite_pairs(group[measure], group[target])
+            if len(x) < 2 or np.all(y == y[0]):
+                continue  # no pair of models to order
+            # A measure constant over models whose target differs orders none of them: 0.
+            taus.append(0.0 if np.all(x == x[0]) else kendall_tau(x, y))
+            pairs += len(x) * (len(x) - 1) // 2
         out.axes[axis] = {
             "tau": float(np.mean(taus)) if taus else math.nan,
             "n_groups": len(taus),
@@ -140,4 +150,50 @@ def granulated_tau(
     return out
 
 
-__all__ = ["GranulatedTau", "granulated_tau", "kendall_tau", "tau_interval"]
+def measure_correlations(
+    frame: pd.DataFrame,
+    measures: Sequence[str],
+    targets: Sequence[str],
+    axes: Sequence[str],
+    fixed: Sequence[str] = (),
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every measure against every target: tau with its interval, Psi, and tau per axis.
+
+    Args:
+        frame: one row per model (the population to rank; filter it first).
+        measures: the measure columns.
+        targets: the target columns (``gap``, ``test_error``).
+        axes: the varied hyperparameters (Psi's axes).
+        fixed: columns every Psi group holds fixed (the seed).
+        n_resamples: bootstrap resamples of the models for the interval.
+        seed: seeds the bootstrap.
+        level: the interval's confidence.
+
+    Returns:
+        ``(overall, by_axis)``: columns ``measure, target, tau, tau_ci_low, tau_ci_high, psi,
+        n_models`` and ``measure, target, axis, tau, n_pairs``.
+    """
+    overall, by_axis = [], []
+    for measure in measures:
+        for target in targets:
+            x, _ = _finite_pairs(frame[measure], frame[target])
+            tau, low, high = tau_interval(frame[measure], frame[target], level, n_resamples,
+                                          seed)  # fmt: skip
+            granulated = granulated_tau(frame, measure, target, axes, fixed)
+            overall.append({"measure": measure, "target": target, "tau": tau,
+                            "tau_ci_low": low, "tau_ci_high": high, "psi": granulated.psi,
+                            "n_models": len(x)})  # fmt: skip
+            by_axis += [{"measure": measure, "target": target, "axis": axis,
+                         "tau": part["tau"], "n_pairs": int(part["n_pairs"])}
+                        for axis, part in granulated.axes.items()]  # fmt: skip
+    return (
+        pd.DataFrame(overall, columns=["measure", "target", "tau", "tau_ci_low", "tau_ci_high",
+                                       "psi", "n_models"]),
+        pd.DataFrame(by_axis, columns=["measure", "target", "axis", "tau", "n_pairs"]),
+    )  # fmt: skip
+
+
+__all__ = ["GranulatedTau", "granulated_tau", "kendall_tau", "measure_correlations", "tau_interval"]

@@ -311,7 +311,9 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """A small ResNet for square images (He et al. 2016), with switchable skips and norm.
 
-    A 3 x 3 stem convolution to ``channels[0]`` (norm, act), then one stage per entry of
+    A 3 x 3 stem convolution to ``channels[0]`` (norm, act) of stride ``stem_stride`` (2
+    halves the side first, as ImageNet ResNets do, for about a third of the cost on 28 x 28
+    images), then one stage per entry of
     ``channels`` of ``blocks`` basic blocks; every stage after the first starts with a stride-2
     block (a 1 x 1 projection on its skip); global average pooling and a linear classifier.
     ``skip=False`` is the same network without skips; ``norm="none"`` drops BatchNorm (the
@@ -328,18 +330,24 @@ class ResNet(nn.Module):
         skip: bool = True,
         norm: str = "batchnorm",
         activation: str = "relu",
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         self.side = _image_side(input_dim, in_channels)
         _positive_int("num_classes", num_classes)
         channels = _positive_ints("channels", channels)
         _positive_int("blocks", blocks)
+        _positive_int("stem_stride", stem_stride)
+        if stem_stride > self.side:
+            raise ModelConfigError(
+                f"model.stem_stride: {stem_stride} is larger than the {self.side} x {self.side} image"
+            )
         if not isinstance(skip, bool):
             raise ModelConfigError(f"model.skip must be true or false, got {skip!r}")
         _choice("norm", norm, CONV_NORMS)
         _choice("activation", activation, ACTIVATIONS)
         self.in_channels = in_channels
-        self.stem = nn.Conv2d(in_channels, channels[0], 3, 1, 1, bias=norm == "none")
+        self.stem = nn.Conv2d(in_channels, channels[0], 3, stem_stride, 1, bias=norm == "none")
         self.stem_norm = CONV_NORMS[norm](channels[0])
         self.activation = ACTIVATIONS[activation]()
         self.stages = nn.ModuleList()

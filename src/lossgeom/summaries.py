@@ -5,6 +5,8 @@ between ``eta / B`` and a final quantity, and spreads of its logarithm within gr
 ``eta / B`` (Jastrzebski et al. 2018; Smith & Le 2018). :func:`architecture_means` and
 :func:`depth_trend` condense ``results/tables/architectures.csv``: per-architecture means
 with t intervals over seeds, and Kendall's tau of a quantity against depth within a family.
+:func:`claimed_tau` turns a rank correlation and its bootstrap interval into the verdict the
+four-questions report states for a claimed sign (:func:`tau_verdict`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["architecture_means", "compare_architectures", "depth_trend", "temperature_summary"]
+__all__ = [
+    "architecture_means",
+    "claimed_tau",
+    "compare_architectures",
+    "depth_trend",
+    "tau_verdict",
+    "temperature_summary",
+]
 
 ARCHITECTURE_KEYS = ["experiment", "family", "depth", "skip", "norm", "params"]
 
@@ -39,6 +48,42 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float, float, int]:
         return mean, math.nan, math.nan, 1
     half = float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
     return mean, mean - half, mean + half, n
+
+
+def tau_verdict(low: float, high: float, sign: int) -> str:
+    """The verdict on a claimed sign of a rank correlation, from its 95% interval.
+
+    ``supported`` when the interval excludes zero on the claimed side, ``contradicted`` when it
+    excludes zero on the other, otherwise ``not supported (interval contains 0)``; ``no
+    evidence`` without an interval.
+
+    Example:
+        >>> tau_verdict(0.1, 0.5, +1), tau_verdict(0.1, 0.5, -1), tau_verdict(-0.2, 0.3, +1)
+        ('supported', 'contradicted', 'not supported (interval contains 0)')
+    """
+    if math.isnan(low) or math.isnan(high):
+        return "no evidence"
+    if (low > 0 and sign > 0) or (high < 0 and sign < 0):
+        return "supported"
+    if (low > 0 and sign < 0) or (high < 0 and sign > 0):
+        return "contradicted"
+    return "not supported (interval contains 0)"
+
+
+def claimed_tau(x, y, sign: int, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Kendall's tau of ``y`` against ``x``, its bootstrap interval and the claim's verdict.
+
+    The claim is that the sign of tau is ``sign`` (:func:`tau_verdict`).
+
+    Returns:
+        ``{"tau", "low", "high", "n", "verdict"}``.
+    """
+    from lossgeom.correlation import tau_interval
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    tau, low, high = tau_interval(x, y, n_resamples=n_resamples, seed=seed)
+    n = int((np.isfinite(x) & np.isfinite(y)).sum())
+    return {"tau": tau, "low": low, "high": high, "n": n, "verdict": tau_verdict(low, high, sign)}
 
 
 def architecture_means(frame: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:

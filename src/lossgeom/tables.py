@@ -133,6 +133,17 @@ ARCHITECTURE_QUANTITIES = [
     "nonconvexity_median",
     "nonconvexity_centre",
 ]
+# The generalisation sweep's grid axes, measures and early look (lossgeom.sweep writes them).
+SWEEP_AXES = ["dataset", "lr", "batch_size", "width", "depth", "weight_decay", "train_size",
+              "init_scale"]  # fmt: skip
+SWEEP_MEASURES = [
+    "eig1", "trace", "proxy", "jiang_sharpness", "jiang_magnitude_aware",
+    "certificate_centered", "frobenius_sq", "distance_sq", "spectral_product", "path_norm",
+    "margin", "gradient_noise", "params", "final_train_loss",
+]  # fmt: skip
+SWEEP_EARLY_POINTS = ["tenth", "epoch1"]  # after a tenth of an epoch, after the first epoch
+SWEEP_EARLY_QUANTITIES = ["loss", "loss_slope", "grad_norm", "eig1", "trace", "stability_ratio"]
+SWEEP_STATUSES = ["reached", "not_reached", "diverged"]
 
 # Each stable table's columns, in order, as the scripts write them (see the README).
 TABLES: dict[str, dict[str, Column]] = {
@@ -300,6 +311,58 @@ TABLES: dict[str, dict[str, Column]] = {
         "eig_max": FLOAT,
         "eig_min": FLOAT,
         "ratio": FLOAT,
+    },
+    "sweep": {  # scripts/sweep.py: one row per model (lossgeom.sweep); NaN where it diverged
+        "model_id": STR,
+        "config_group": STR,  # the model id without the seed
+        "dataset": STR,
+        "lr": FLOAT,
+        "batch_size": INT,
+        "width": INT,
+        "depth": INT,
+        "weight_decay": FLOAT,
+        "train_size": INT,
+        "init_scale": FLOAT,
+        "seed": INT,
+        "status": _one_of(*SWEEP_STATUSES),
+        "reached_criterion": INT,
+        "steps": INT,
+        "seconds": FLOAT,
+        "train_error": FLOAT,
+        "test_error": FLOAT,
+        "gap": FLOAT,
+        **{measure: FLOAT for measure in SWEEP_MEASURES},
+        **{f"{q}_{p}": FLOAT for p in SWEEP_EARLY_POINTS for q in SWEEP_EARLY_QUANTITIES},
+    },
+    "measure_correlations": {  # scripts/sweep_analysis.py (lossgeom.correlation)
+        "measure": _one_of(*SWEEP_MEASURES),
+        "target": _one_of("gap", "test_error"),
+        "tau": FLOAT,
+        "tau_ci_low": FLOAT,
+        "tau_ci_high": FLOAT,
+        "psi": FLOAT,
+        "n_models": INT,
+    },
+    "measure_correlations_by_axis": {
+        "measure": _one_of(*SWEEP_MEASURES),
+        "target": _one_of("gap", "test_error"),
+        "axis": _one_of(*SWEEP_AXES),
+        "tau": FLOAT,  # NaN where no group varies this axis alone
+        "n_pairs": INT,
+    },
+    "prediction": {  # scripts/sweep_analysis.py (lossgeom.prediction)
+        "task": _one_of("failure", "steps_to_criterion"),
+        "features": _one_of("early_loss", "early_curvature", "both", "learning_rate", "none"),
+        "metric": _one_of("auroc", "spearman"),
+        "value": FLOAT,
+        "ci_low": FLOAT,
+        "ci_high": FLOAT,
+        "n_models": INT,
+    },
+    "reparametrisation": {  # scripts/reparametrisation.py (lossgeom.sweep.reparametrisation_rows)
+        "alpha": FLOAT,
+        "quantity": _one_of("test_error", "train_error", "output_change", *SWEEP_MEASURES),
+        "value": FLOAT,
     },
     "temperature": {  # scripts/temperature.py: NaN for a cell that did not complete
         "lr": FLOAT,

@@ -1,5 +1,6 @@
-# The architecture study (report question 2): every architecture is one job that trains its
-# seeds on a training subset and measures their geometry (scripts/architecture.py).
+# The architecture study (report question 2): every job (an MLP family's depths, or one named
+# model) trains its architectures' seeds on a training subset and measures their geometry
+# (scripts/architecture.py).
 
 
 rule architecture:
@@ -10,22 +11,22 @@ rule architecture:
         **{table: f"{ARCH_OUT}/{table}.csv" for table in ARCH_TABLES},
         **{f"{table}_meta": f"{ARCH_OUT}/{table}.csv.meta.json" for table in ARCH_TABLES},
     log:
-        "logs/architectures/{arch}.log",
+        "logs/architectures/{job}.log",
     params:
         common=ARCH_FLAGS,
-        spec=lambda w: quoted_json(ARCH_ENTRIES[w.arch]),
-        settings=arch_settings,
-        checkpoints="results/checkpoints/architectures/{arch}",
+        entries=arch_entries,
+        checkpoints="results/checkpoints/architectures",
     wildcard_constraints:
-        arch="[A-Za-z][A-Za-z0-9_]*",
+        job="[A-Za-z][A-Za-z0-9_]*",
     threads: ARCH["threads"]
+    priority: arch_priority
     resources:
         gpu=GPU_JOB,
     conda:
         ENVIRONMENT
     shell:
-        "python {input.script} {params.common} --threads {threads} --name {wildcards.arch} "
-        "--spec {params.spec} --settings {params.settings} --checkpoint-dir {params.checkpoints} "
+        "python {input.script} {params.common} --threads {threads} --entries {params.entries} "
+        "--checkpoint-dir {params.checkpoints} "
         "--output {output.architectures} --curvature-output {output.architecture_curvature} "
         "--density-output {output.architecture_density} "
         "--barriers-output {output.architecture_barriers} "

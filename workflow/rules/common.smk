@@ -444,26 +444,33 @@ if TEMPERATURE["enabled"]:
 
 
 # ----- The architecture study (workflow/rules/architectures.smk) -----
-from lossgeom.architectures import study_entries, study_settings
+from lossgeom.architectures import schedule_priority, study_entries, study_jobs, study_settings
 
 ARCH = config["architectures"]
 ARCH_DATA = data_file(ARCH["dataset"])
 ARCH_ENTRIES = study_entries(ARCH) if ARCH["enabled"] else {}
+ARCH_JOBS = study_jobs(ARCH) if ARCH["enabled"] else {}  # job -> its architectures
 ARCH_FLAGS = (f"--data {ARCH_DATA} --dataset {ARCH['dataset']} --device {config['device']} "
               + cli_flags({k: ARCH[k] for k in ("train_subset", "test_subset", "subset_seed")}))
-ARCH_OUT = "results/architectures/{arch}"
-# Per architecture, one job writes its rows of each of these stable tables.
+ARCH_OUT = "results/architectures/{job}"
+# Each job (an MLP family, or one named model) writes its rows of each of these stable tables.
 ARCH_TABLES = ["architectures", "architecture_curvature", "architecture_density",
                "architecture_barriers", "nonconvexity"]
 
 
-def arch_settings(wildcards):
-    """One architecture's measuring settings, with the seeds (a JSON flag)."""
-    return quoted_json(study_settings(ARCH, wildcards.arch))
+def arch_entries(wildcards):
+    """The job's architectures: spec and measuring settings with the seeds (a JSON flag)."""
+    return quoted_json({name: {"spec": ARCH_ENTRIES[name], "settings": study_settings(ARCH, name)}
+                        for name in ARCH_JOBS[wildcards.job]})
+
+
+def arch_priority(wildcards):
+    """Longest jobs first (lossgeom.architectures.schedule_priority of its deepest member)."""
+    return max(schedule_priority(ARCH_ENTRIES[name]["model"]) for name in ARCH_JOBS[wildcards.job])
 
 
 def arch_files(table):
-    return [f"{ARCH_OUT.format(arch=name)}/{table}.csv" for name in ARCH_ENTRIES]
+    return [f"{ARCH_OUT.format(job=job)}/{table}.csv" for job in ARCH_JOBS]
 
 
 if ARCH["enabled"]:
@@ -473,3 +480,27 @@ if ARCH["enabled"]:
     FIGURES["architecture_spectra"] = ["architectures", "architecture_density"]
     FIGURES["nonconvexity_maps"] = ["architectures", "nonconvexity"]
     FIGURES["architecture_barriers"] = ["architectures", "architecture_barriers"]
+
+
+# ----- The generalisation sweep (workflow/rules/sweep.smk) -----
+import dataclasses
+
+from lossgeom.sweep import job_groups, sweep_models
+
+SWEEP = config["sweep"]
+SWEEP_MODELS = sweep_models(SWEEP) if SWEEP["enabled"] else []
+SWEEP_JOBS = job_groups(SWEEP_MODELS, SWEEP["group_size"])  # job -> its models
+# The centred certificates and Jiang measures of the sweep: the bounds section, cheaper.
+SWEEP_BOUNDS = {**config["bounds"], **SWEEP["bounds"]}
+SWEEP_BOUNDS.pop("track_seed", None)
+SWEEP_ANALYSIS = ["measure_correlations", "measure_correlations_by_axis", "prediction"]
+if SWEEP["enabled"]:
+    TABLES += [f"results/tables/{t}.csv" for t in ["sweep", *SWEEP_ANALYSIS, "reparametrisation"]]
+    FIGURES["measure_ranking"] = ["sweep", "measure_correlations", "measure_correlations_by_axis"]
+    FIGURES["difficulty_prediction"] = ["sweep", "prediction"]
+    FIGURES["reparametrisation"] = ["reparametrisation"]
+    # The four-questions report reads every study's summary table that runs.
+    FIGURES["four_questions"] = ["sweep", "measure_correlations", "prediction", "reparametrisation"]
+    FIGURES["four_questions"] += [table for table, on in (
+        ("architectures", ARCH["enabled"]), ("escape_summary", ESCAPE["enabled"]),
+        ("temperature", TEMPERATURE["enabled"]), ("eos_summary", EOS["enabled"])) if on]
