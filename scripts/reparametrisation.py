@@ -48,6 +48,8 @@ def main() -> int:
                              "seeds": section["seeds"][:1]})[0]  # fmt: skip
         settings = SweepSettings(**section["settings"])
         bound_settings = Settings.from_mapping({**args.bounds, "final_epoch": True})
+    except KeyError as error:
+        parser.error(f"--bounds or --settings: the key {error} is missing")
     except (SweepError, TypeError, ValueError) as error:
         parser.error(str(error))
     alphas = section["reparametrisation"]["alphas"]

@@ -31,17 +31,14 @@ from lossgeom.tables import columns
 
 def row(spec: SweepModel, run, data: Dataset, settings, bound_settings) -> dict:
     """The model's row of the sweep table (measures NaN where the run diverged)."""
-    from lossgeom.training import evaluate
-
     out = {"model_id": spec.model_id, "config_group": spec.config_group, **spec.axes(),
            "seed": spec.seed, "status": run.status, "reached_criterion": int(run.reached),
            "steps": run.steps, "seconds": run.seconds}  # fmt: skip
     measures = dict.fromkeys(MEASURES, math.nan)
     errors = {"train_error": math.nan, "test_error": math.nan}
     if run.status != "diverged":
-        errors["train_error"] = 1 - evaluate(run.model, data.train_x, data.train_y)[1]
-        errors["test_error"] = 1 - evaluate(run.model, data.test_x, data.test_y)[1]
         measures = final_measures(run, data, settings, bound_settings, spec.seed)
+        errors = {key: measures.pop(key) for key in errors}
     out.update(errors, gap=errors["test_error"] - errors["train_error"], **measures)
     for point in EARLY_POINTS:
         early = run.early.get(point, {})
@@ -66,6 +63,8 @@ def main() -> int:
         settings = SweepSettings(**args.settings)
         bound_settings = Settings.from_mapping({**args.bounds, "final_epoch": True})
         models = [SweepModel(**m) for m in args.models]
+    except KeyError as error:
+        parser.error(f"--bounds or --settings: the key {error} is missing")
     except (SweepError, TypeError, ValueError) as error:
         parser.error(str(error))
     missing = sorted({m.dataset for m in models} - set(files))

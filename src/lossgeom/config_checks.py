@@ -607,7 +607,7 @@ def _check_sweep(section: Mapping[str, Any], bounds: Mapping[str, Any], datasets
             f"sweep.axes.batch_size: {max(axes['batch_size'])} is larger than the smallest "
             f"sweep.axes.train_size ({min(axes['train_size'])})"
         )
-    unknown = sorted(set(section["bounds"]) - set(bounds) | {"track_seed"} & set(section["bounds"]))
+    unknown = sorted(set(section["bounds"]) - (set(bounds) - {"track_seed"}))
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(bounds), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else " (see the bounds section's keys)"

@@ -257,6 +257,8 @@ def train_to_criterion(
         settings: the sweep's settings.
         log: receives one line per model.
     """
+    from lossgeom.training import evaluate
+
     start = time.perf_counter()
     model = build_sweep_model(spec, int(np.prod(x.shape[1:])), num_classes)
     initial = flat_parameters(model).detach().clone()
@@ -293,8 +295,6 @@ def train_to_criterion(
                 break
         if status == "diverged":
             break
-        from lossgeom.training import evaluate
-
         train_loss = evaluate(model, x, y, batch_size=settings.chunk_size)[0]
         if not math.isfinite(train_loss) or train_loss > settings.divergence_loss:
             status = "diverged"
@@ -375,7 +375,10 @@ def final_measures(
     bound_settings,
     seed: int,
 ) -> dict[str, float]:
-    """Every measure of :data:`MEASURES` for a trained model (``data``: its training set).
+    """Every measure of :data:`MEASURES` for a trained model, its training and test error.
+
+    ``data`` holds the model's own training set and the test set; the errors come back as
+    ``train_error`` and ``test_error``.
 
     Curvature (``eig1`` by Lanczos, ``trace`` by Hutch++) is that of the mean training loss
     on the probe (the first ``measure_size`` training examples). ``proxy`` is the report's
@@ -411,8 +414,10 @@ def final_measures(
     out["gradient_noise"] = gradient_noise(model, x[: settings.noise_size],
                                            y[: settings.noise_size])  # fmt: skip
     out["params"] = float(parameter_count(model))
-    out["final_train_loss"] = evaluate(model, x, y)[0]
-    return {k: out[k] for k in MEASURES}
+    out["final_train_loss"], train_accuracy = evaluate(model, x, y)
+    out["train_error"] = 1 - train_accuracy
+    out["test_error"] = 1 - evaluate(model, data.test_x, data.test_y)[1]
+    return {k: out[k] for k in (*MEASURES, "train_error", "test_error")}
 
 
 def reparametrisation_rows(
@@ -438,7 +443,6 @@ def reparametrisation_rows(
     import copy
 
     from lossgeom.models import rescale_layer
-    from lossgeom.training import evaluate
 
     rows = []
     with torch.no_grad():
@@ -451,9 +455,7 @@ def reparametrisation_rows(
         scaled = SweepRun(model.eval(), initial, run.status, run.steps, run.epochs, run.seconds)
         with torch.no_grad():
             change = float((model(data.test_x) - reference).abs().max())
-        values = {"test_error": 1 - evaluate(model, data.test_x, data.test_y)[1],
-                  "train_error": 1 - evaluate(model, data.train_x, data.train_y)[1],
-                  "output_change": change,
+        values = {"output_change": change,
                   **final_measures(scaled, data, settings, bound_settings, seed)}  # fmt: skip
         rows += [
             {"alpha": float(alpha), "quantity": q, "value": float(v)} for q, v in values.items()
