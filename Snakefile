@@ -15,6 +15,12 @@ load_yaml(os.path.join(workflow.basedir, "config", "config.yaml"))  # a syntax e
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# "gpu" (one per accelerator job; profiles/default caps it at 1, so local jobs share the one
+# GPU in turn) is tallied per job, not across a cluster: on SLURM each job gets its own GPU.
+resource_scopes:
+    gpu="local",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

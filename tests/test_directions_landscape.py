@@ -20,6 +20,7 @@ from lossgeom.landscape import (
     grid_1d,
     grid_2d,
     slice_records,
+    slice_records_by_kind,
 )
 from lossgeom.models import build_model, flat_parameters
 from lossgeom.training import evaluate
@@ -161,3 +162,53 @@ def test_slice_records_are_the_slices_on_every_split(mlp):
         mlp, directions, np.stack([profile["alpha"], profile["beta"]], 1), x, y
     )
     assert np.array_equal(profile["value"], loss)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"hidden": [16, 8]},
+        {"hidden": [8, 8], "residual": True, "activation": "tanh"},
+        {"hidden": [8], "norm": "layernorm"},
+        {"hidden": []},
+    ],
+)
+def test_all_kinds_in_one_pass_equal_separate_slices_bitwise(spec):
+    """One pass over every kind's slices (shared first-layer products, the direct tail of
+    plain MLPs) writes the values that a slice per kind through functional_call wrote."""
+    torch.manual_seed(1)
+    model = build_model({"name": "mlp", "input_dim": 20, "num_classes": 5, **spec})
+    x, y = torch.randn(50, 20), torch.randint(0, 5, (50,))
+    pairs = {kind: slice_directions(kind, model, 3)[0] for kind in ("random", "filter")}
+    splits = {"train": (x, y), "test": (x[:7], y[:7])}
+    together = slice_records_by_kind(model, pairs, 3, 4, 0.5, splits, chunk_size=16)
+    for kind, directions in pairs.items():
+        alone = slice_records(model, directions, 3, 4, 0.5, splits, chunk_size=16)
+        assert len(together[kind]) == len(alone) == 12
+        for a, b in zip(together[kind], alone, strict=True):
+            assert {k: a[k] for k in ("slice", "split", "metric")} == {
+                k: b[k] for k in ("slice", "split", "metric")
+            }
+            assert np.array_equal(a["value"], b["value"]) and np.array_equal(a["beta"], b["beta"])
+        for record in alone:  # and both equal the per-point loop of the report
+            if record["slice"] == "2d" and record["metric"] == "loss":
+                x_split, y_split = splits[record["split"]]
+                points = np.stack([record["alpha"], record["beta"]], 1)
+                reference, _ = evaluate_slice_reference(model, directions, points, x_split, y_split)
+                np.testing.assert_allclose(record["value"], reference, rtol=1e-5)
+
+
+def test_the_direct_tail_is_bitwise_the_models_forward():
+    from torch.func import functional_call
+
+    from lossgeom.landscape import _mlp_tail, _plain_tail
+
+    for spec in ({"hidden": [16, 8]}, {"hidden": [8, 8], "residual": True, "activation": "gelu"}):
+        torch.manual_seed(2)
+        model = build_model({"name": "mlp", "input_dim": 20, "num_classes": 5, **spec}).eval()
+        assert _plain_tail(model)
+        params = {n: p.detach() + 0.1 for n, p in model.named_parameters()}
+        z = torch.randn(30, spec["hidden"][0])
+        expected = functional_call(model, params, (None,), {"first_preactivation": z.clone()})
+        assert torch.equal(_mlp_tail(model, params, z.clone()), expected)
+    assert not _plain_tail(build_model({"name": "mlp", "input_dim": 20, "norm": "batchnorm"}))

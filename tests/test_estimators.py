@@ -208,3 +208,80 @@ def test_bad_arguments_are_named():
         estimators.hutchinson(matvec_of(A), DIM, n_matvecs=1)
     with pytest.raises(ValueError, match="n_iter"):
         estimators.slq_density(matvec_of(A), DIM, n_iter=0)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+def test_eigenvalue_criterion_meets_tol_in_fewer_products(k, tol):
+    """The eigenvalue rule stops once the values (not the Ritz residuals) are within tol."""
+    lam = spectrum()
+    A = with_spectrum(lam, seed=5)
+    by_value = estimators.lanczos_top_eigenpairs(
+        matvec_of(A), DIM, k=k, tol=tol, seed=3, criterion="eigenvalue"
+    )
+    by_residual = estimators.lanczos_top_eigenpairs(matvec_of(A), DIM, k=k, tol=tol, seed=3)
+    assert by_value.converged
+    assert torch.all((by_value.values - lam[:k]).abs() <= tol * lam[:k].abs())
+    assert by_value.n_hvp < by_residual.n_hvp
+
+
+def test_eigenvalue_error_estimate_is_the_kato_temple_bound_on_a_clean_gap():
+    theta, residual, top = np.array([10.0, 4.0, 1.0]), np.array([0.5, 0.1]), np.array([0, 1])
+    bound = estimators._value_error_bound(theta, residual, top)
+    assert np.allclose(bound, [0.25 / 6.0, 0.01 / 3.0])
+    assert np.allclose(estimators._value_error_bound(theta[:1], np.array([0.5]), top[:1]), 0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_krylov_hutchinson_within_a_few_standard_errors(seed):
+    lam = spectrum()
+    A = with_spectrum(lam, seed=seed)
+    result = estimators.krylov_hutchinson(matvec_of(A), DIM, n_matvecs=30, seed=seed)
+    assert result.n_hvp == 30 and result.stderr > 0
+    assert abs(result.estimate - float(lam.sum())) <= 4 * result.stderr
+
+
+def test_krylov_hutchinson_is_unbiased():
+    """The mean over many seeds is the trace (the probes are drawn after the basis is fixed)."""
+    lam = spectrum()
+    A = with_spectrum(lam, seed=7)
+    runs = [
+        estimators.krylov_hutchinson(matvec_of(A), DIM, n_matvecs=8, seed=s) for s in range(400)
+    ]
+    estimates = np.array([r.estimate for r in runs])
+    spread = estimates.std(ddof=1) / np.sqrt(len(estimates))
+    assert abs(estimates.mean() - float(lam.sum())) <= 4 * spread
+
+
+def test_krylov_hutchinson_beats_hutchpp_and_hutchinson_on_outliers_above_a_bulk():
+    lam = spectrum()
+    errors = {name: [] for name in ("krylov", "hutchpp", "hutchinson")}
+    for seed in range(20):
+        A = with_spectrum(lam, seed=seed)
+        for name, estimator in (("krylov", estimators.krylov_hutchinson),
+                                ("hutchpp", estimators.hutchpp),
+                                ("hutchinson", estimators.hutchinson)):  # fmt: skip
+            result = estimator(matvec_of(A), DIM, n_matvecs=12, seed=seed)
+            errors[name].append(abs(result.estimate - float(lam.sum())))
+    mean = {name: float(np.mean(e)) for name, e in errors.items()}
+    assert mean["krylov"] < 0.75 * mean["hutchpp"] and mean["krylov"] < 0.3 * mean["hutchinson"]
+
+
+@pytest.mark.parametrize("rank", [1, 4])
+def test_krylov_hutchinson_is_exact_when_the_krylov_space_closes(rank):
+    lam = torch.zeros(DIM, dtype=torch.float64)
+    lam[:rank] = torch.linspace(-3.0, 10.0, rank, dtype=torch.float64) if rank > 1 else 4.0
+    A = with_spectrum(lam, seed=rank)
+    result = estimators.krylov_hutchinson(matvec_of(A), DIM, n_matvecs=2 * rank + 4, seed=0)
+    assert result.estimate == pytest.approx(float(lam.sum()), abs=1e-9)
+    assert result.stderr < 1e-9 and result.n_hvp == 2 * rank + 4
+
+
+def test_new_options_name_bad_arguments():
+    A = with_spectrum(spectrum())
+    with pytest.raises(ValueError, match="criterion"):
+        estimators.lanczos_top_eigenpairs(matvec_of(A), DIM, criterion="values")
+    with pytest.raises(ValueError, match="n_matvecs >= 4"):
+        estimators.krylov_hutchinson(matvec_of(A), DIM, n_matvecs=3)
+    with pytest.raises(ValueError, match="krylov_fraction"):
+        estimators.krylov_hutchinson(matvec_of(A), DIM, n_matvecs=10, krylov_fraction=1.0)

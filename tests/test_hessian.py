@@ -292,3 +292,64 @@ def test_bad_arguments_are_named():
         hessian.hvp(model, F.cross_entropy, batches, torch.ones(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="empty"):
         hessian.hvp(model, F.cross_entropy, [], torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("reuse_graph", [True, False])
+def test_operator_gradient_is_the_mean_loss_gradient(reuse_graph):
+    model, x, y, batches = make_problem("tanh_deep")
+    model.eval()
+    expected = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    expected = torch.cat([g.reshape(-1) for g in expected])
+    with hessian.HessianOperator(model, F.cross_entropy, batches, reuse_graph) as operator:
+        gradient = operator.gradient()
+        assert operator.n_matvecs == 0 and not gradient.requires_grad
+    assert torch.allclose(gradient, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["relu_mlp", "tanh_deep", "residual_layernorm", "cnn"])
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+def test_gradient_start_and_eigenvalue_criterion_meet_the_asked_tolerance(case, k, tol):
+    model, x, y, batches = make_problem(case)
+    exact = torch.linalg.eigvalsh(exact_hessian_of(case)).flip(0)[:k]
+    result = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=k, tol=tol,
+                                     start="gradient", criterion="eigenvalue", seed=1)  # fmt: skip
+    assert result.converged
+    assert torch.all((result.values - exact).abs() <= tol * exact.abs())
+    default = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=k, tol=tol, seed=1)
+    assert result.n_hvp <= default.n_hvp
+
+
+def test_gradient_start_at_a_critical_point_falls_back_to_the_random_start():
+    model, x, y, batches = make_problem("relu_mlp")
+    zero_loss = lambda outputs, targets: 0.5 * (outputs**2).sum() / outputs.shape[0]  # noqa: E731
+    model.eval()
+    with torch.no_grad():  # zero the last layer: the gradient of this loss vanishes there
+        for p in list(model.parameters())[-2:]:
+            p.zero_()
+    result = hessian.top_eigenvalues(model, zero_loss, batches, k=1, start="gradient", tol=1e-8)
+    random = hessian.top_eigenvalues(model, zero_loss, batches, k=1, tol=1e-8)
+    assert torch.equal(result.values, random.values)
+
+
+@pytest.mark.parametrize("case", ["tanh_deep", "relu_mlp", "residual_layernorm"])
+def test_krylov_trace_within_three_standard_errors(case):
+    model, x, y, batches = make_problem(case)
+    exact = float(torch.trace(exact_hessian_of(case)))
+    result = hessian.trace(model, F.cross_entropy, batches, n_matvecs=30, method="krylov", seed=0)
+    direct_hutchinson = hessian.trace(model, F.cross_entropy, batches, n_matvecs=30,
+                                      method="hutchinson", seed=0)  # fmt: skip
+    assert 0 < result.stderr < direct_hutchinson.stderr
+    assert abs(result.estimate - exact) <= 3 * result.stderr
+    assert result.n_hvp == 30
+
+
+def test_new_options_are_named_when_wrong():
+    model, x, y, batches = make_problem("relu_mlp")
+    with pytest.raises(ValueError, match="'gradient'"):
+        hessian.top_eigenvalues(model, F.cross_entropy, batches, start="grad")
+    with pytest.raises(ValueError, match="lanczos"):
+        hessian.top_eigenvalues(model, F.cross_entropy, batches, method="power",
+                                criterion="eigenvalue")  # fmt: skip
+    with pytest.raises(ValueError, match="krylov"):
+        hessian.trace(model, F.cross_entropy, batches, method="lanczos")

@@ -14,6 +14,7 @@ the notebooks run through scripts/run_notebook.py, as the workflow runs them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
 import json
 import re
@@ -534,6 +535,50 @@ def parameters(notebook: Path) -> list[str]:
     return re.findall(r"^(\w+) = ", cell, flags=re.MULTILINE)
 
 
+def run_and_check(notebook: Path, tables: Path, out: Path, note: str) -> list[str]:
+    """Executes one notebook on the scenario's tables; returns what is wrong with it."""
+    problems = []
+    names = parameters(notebook)
+    # The studies train their own networks: their notebooks read no runs table.
+    reads_runs = "runs_table" in names
+    assert reads_runs != (notebook.stem in STUDY_NOTEBOOKS), notebook.name
+    name = notebook.stem
+    args = [
+        f"{p}={tables / (p.removesuffix('_table') + '.csv')}" for p in names if p.endswith("_table")
+    ]
+    args += [f"figure_png={out / (name + '.png')}", f"figure_pdf={out / (name + '.pdf')}"]
+    args += [f"{p}={v}" for p, v in NOTEBOOK_SETTINGS.items() if p in names]
+    ipynb, page = out / f"{name}.ipynb", out / f"{name}.html"
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "run_notebook.py"),
+        str(notebook),
+        "--ipynb",
+        str(ipynb),
+        "--html",
+        str(page),
+    ]
+    for arg in args:
+        command += ["-p", arg]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        return [f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}"]
+    body = page.read_text()
+    executed = nbformat.read(ipynb, as_version=4)
+    tags = [t for c in executed.cells for t in c.metadata.get("tags", [])]
+    if reads_runs and html.escape(note) not in body and note not in body:
+        problems.append(f"{name}: the HTML does not say which runs were left out")
+    if (
+        "results/tables/runs.csv" in body  # the default value, shown by the tagged cell
+        or tags.count("parameters")
+        or tags.count("injected-parameters") != 1
+    ):
+        problems.append(f"{name}: the parameters cell is shown twice (defaults and injected)")
+    if not (out / f"{name}.png").stat().st_size or not (out / f"{name}.pdf").stat().st_size:
+        problems.append(f"{name}: no figure")
+    return problems
+
+
 @pytest.mark.parametrize(
     "failed", [pytest.param({1}, id="one-seed-failed"), pytest.param(set(SEEDS), id="all-failed")]
 )
@@ -543,47 +588,8 @@ def test_every_notebook_runs_and_names_the_runs_left_out(tmp_path, failed):
     out.mkdir()
     note = runs_note(write_scenario(tables, failed))
     assert len(NOTEBOOKS) == 20
-    problems = []
-    for notebook in NOTEBOOKS:  # one at a time: each starts its own kernel
-        names = parameters(notebook)
-        # The studies train their own networks: their notebooks read no runs table.
-        reads_runs = "runs_table" in names
-        assert reads_runs != (notebook.stem in STUDY_NOTEBOOKS), notebook.name
-        name = notebook.stem
-        args = [
-            f"{p}={tables / (p.removesuffix('_table') + '.csv')}"
-            for p in names
-            if p.endswith("_table")
-        ]
-        args += [f"figure_png={out / (name + '.png')}", f"figure_pdf={out / (name + '.pdf')}"]
-        args += [f"{p}={v}" for p, v in NOTEBOOK_SETTINGS.items() if p in names]
-        ipynb, page = out / f"{name}.ipynb", out / f"{name}.html"
-        command = [
-            sys.executable,
-            str(REPO / "scripts" / "run_notebook.py"),
-            str(notebook),
-            "--ipynb",
-            str(ipynb),
-            "--html",
-            str(page),
-        ]
-        for arg in args:
-            command += ["-p", arg]
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            problems.append(f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}")
-            continue
-        body = page.read_text()
-        executed = nbformat.read(ipynb, as_version=4)
-        tags = [t for c in executed.cells for t in c.metadata.get("tags", [])]
-        if reads_runs and html.escape(note) not in body and note not in body:
-            problems.append(f"{name}: the HTML does not say which runs were left out")
-        if (
-            "results/tables/runs.csv" in body  # the default value, shown by the tagged cell
-            or tags.count("parameters")
-            or tags.count("injected-parameters") != 1
-        ):
-            problems.append(f"{name}: the parameters cell is shown twice (defaults and injected)")
-        if not (out / f"{name}.png").stat().st_size or not (out / f"{name}.pdf").stat().st_size:
-            problems.append(f"{name}: no figure")
+    # Two notebooks at a time (each starts its own kernel, mostly on one core).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        found = pool.map(lambda notebook: run_and_check(notebook, tables, out, note), NOTEBOOKS)
+    problems = [problem for problems in found for problem in problems]
     assert not problems, "\n".join(problems)

@@ -3,81 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SNAKEMAKE, snakemake
 
 pytestmark = pytest.mark.workflow
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def snakemake(
-    workdir: Path, *args: str, check: bool = True, config: str = "test.yaml", **variables: str
-) -> subprocess.CompletedProcess:
-    env = {**os.environ}
-    for variable in [
-        name for name in env if name.startswith("LOSSGEOM_") and name.endswith("_MIRROR")
-    ]:
-        env.pop(variable)
-    env.update(variables)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    result = subprocess.run(
-        [
-            *SNAKEMAKE,
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(REPO / "config" / "presets" / "smoke.yaml"),
-            str(workdir / config),
-            "--cores",
-            "2",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=workdir,
-    )
-    if check and result.returncode != 0:
-        logs = "\n".join(
-            f"--- {p}\n{p.read_text()[-3000:]}" for p in (workdir / "logs").rglob("*.log")
-        )
-        raise AssertionError(
-            f"snakemake failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}\n{logs}"
-        )
-    return result
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, synthetic_mirror):
-    folder, checksums = synthetic_mirror
-    workdir = tmp_path_factory.mktemp("workflow")
-    # Seed 2 blows up (lr 100) but stays finite: it must be marked failed_to_train and left
-    # out, with its reason, by every later stage and notebook while the others finish.
-    (workdir / "test.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "data": {"mirrors": {"mnist": str(folder)}, "checksums": {"mnist": checksums}},
-                "seeds": [0, 1, 2],
-                "experiments": {
-                    "report_mlp": {"seed_overrides": [{"seed": 2, "optimizer": {"lr": 100.0}}]}
-                },
-            }
-        )
-    )
-    dry = snakemake(workdir, "-n", "all")
-    snakemake(workdir, "all")
-    return workdir, dry.stdout + dry.stderr
 
 
 def test_dry_run_lists_every_stage(smoke_run):
@@ -444,13 +380,17 @@ def test_slurm_profile_routes_every_gpu_rule():
     routed = {
         rule
         for rule, resources in profile["set-resources"].items()
-        if resources.get("gpu") == 1 and "GPU" in resources.get("slurm_partition", "")
+        if resources.get("gpu") == 1 and resources.get("slurm_partition") == "gpu"
     }
     wanted = gpu_rules()
     assert {"train", "curvature", "connectivity", "bounds"} <= wanted
     assert wanted <= routed, (
         f"GPU rules missing from profiles/slurm/config.yaml: {sorted(wanted - routed)}"
     )
+    for rule in wanted:  # time, memory and CPUs set in the profile for every one of them
+        assert {"runtime", "mem_mb"} <= set(profile["set-resources"][rule]), rule
+        assert profile["set-threads"][rule] >= 1, rule
+    assert {"slurm_partition", "runtime", "mem_mb"} <= set(profile["default-resources"])
 
 
 def test_a_failed_run_is_named_everywhere_and_the_report_completes(smoke_run):

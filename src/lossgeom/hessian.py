@@ -15,8 +15,9 @@ Methods:
     * Top eigenvalues: Lanczos (Lanczos 1950) with full reorthogonalisation and a
       Ritz-residual stopping rule (default), or power iteration with deflation (the report's
       method).
-    * Trace: Hutchinson (1989) with Rademacher probes, or Hutch++ (Meyer et al. 2021); both
-      with a standard error.
+    * Trace: Hutchinson (1989) with Rademacher probes, Hutch++ (Meyer et al. 2021), or
+      Hutchinson on the remainder of a Lanczos deflation (a Krylov Hutch++); all with a
+      standard error.
     * Spectral density: stochastic Lanczos quadrature (Ubaru et al. 2017; Ghorbani et al.
       2019; Papyan 2020) with Gaussian broadening.
 
@@ -42,6 +43,7 @@ from lossgeom.estimators import (
     TraceResult,
     hutchinson,
     hutchpp,
+    krylov_hutchinson,
     lanczos,
     lanczos_top_eigenpairs,
     power_iteration,
@@ -194,6 +196,21 @@ class HessianOperator:
             total = grads if total is None else total + grads
         return total
 
+    def gradient(self) -> Tensor:
+        """The flat gradient of the mean loss, detached (no product counted).
+
+        Free with ``reuse_graph=True`` (it is the kept first-order graph's output); otherwise
+        one plain gradient pass over the batches.
+        """
+        if self._gradient is not None:
+            return self._gradient.detach().clone()
+        total = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
+        for (inputs, targets), weight in zip(self.batches, self.weights, strict=True):
+            loss = self.loss_fn(self.model(inputs), targets)
+            grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+            total.add_(_flatten(grads, self.params), alpha=weight)
+        return total
+
     def matvec(self, v: Tensor) -> Tensor:
         """``H v`` for a flat vector ``v``.
 
@@ -244,7 +261,8 @@ def top_eigenvalues(
     seed: int = 0,
     max_iter: int | None = None,
     reuse_graph: bool = True,
-    start: Tensor | None = None,
+    start: Tensor | str | None = None,
+    criterion: str = "residual",
 ) -> EigenResult:
     """The ``k`` largest Hessian eigenvalues and their eigenvectors.
 
@@ -268,7 +286,14 @@ def top_eigenvalues(
         reuse_graph: keep the first-order graph between products (see :class:`HessianOperator`).
         start: Lanczos only: a warm-start vector, e.g. the previous top eigenvector when
             sharpness is tracked along training (see
-            :func:`lossgeom.estimators.lanczos_top_eigenpairs`).
+            :func:`lossgeom.estimators.lanczos_top_eigenpairs`), or ``"gradient"``: the loss
+            gradient (free from the kept graph), which after a little training lies mostly in
+            the top eigenspace (Gur-Ari et al. 2018), plus an equal weight of the seeded
+            Gaussian vector, so Lanczos skips the steps a Gaussian start spends on the bulk
+            without depending on the gradient (random if the gradient is zero).
+        criterion: Lanczos only: ``"residual"`` (default) or ``"eigenvalue"``, which stops
+            once the estimated eigenvalue errors are within ``tol`` instead of overshooting
+            it (see :func:`lossgeom.estimators.lanczos`).
 
     Returns:
         An :class:`EigenResult`; ``seconds`` includes building the graph.
@@ -277,14 +302,21 @@ def top_eigenvalues(
         raise ValueError(f"k must be >= 1, got {k}")
     if method not in ("lanczos", "power"):
         raise ValueError(f"method must be 'lanczos' or 'power', got {method!r}")
-    if start is not None and method != "lanczos":
-        raise ValueError("a start vector is supported by method='lanczos' only")
+    if (start is not None or criterion != "residual") and method != "lanczos":
+        raise ValueError("start and criterion are supported by method='lanczos' only")
+    if isinstance(start, str) and start != "gradient":
+        raise ValueError(f"start must be a tensor or 'gradient', got {start!r}")
     estimator = lanczos_top_eigenpairs if method == "lanczos" else power_iteration
-    extra = {} if start is None else {"start": start}
+    extra = {} if method == "power" else {"criterion": criterion}
     start_time = time.perf_counter()
     with HessianOperator(model, loss_fn, batches, reuse_graph=reuse_graph) as operator:
         if k > operator.dim:
             raise ValueError(f"k={k} exceeds the number of parameters ({operator.dim})")
+        if isinstance(start, str):  # the gradient; a zero one (a critical point) gives none
+            start = operator.gradient()
+            start, extra["mix"] = (start if bool(start.any()) else None), 1.0
+        if start is not None:
+            extra["start"] = start
         result = estimator(
             operator.matvec,
             operator.dim,
@@ -316,26 +348,30 @@ def trace(
     Hutch++ (Meyer et al. 2021; :func:`lossgeom.estimators.hutchpp`): a third of the products
     sketch the top range ``Q`` (taken exactly as ``Tr(Q^T H Q)``), a third compute ``H Q``,
     and the rest run Hutchinson on the deflated remainder; the standard error is that of the
-    remainder's Hutchinson part.
+    remainder's Hutchinson part. Krylov (:func:`lossgeom.estimators.krylov_hutchinson`): half
+    the products are Lanczos steps whose basis ``Q`` is deflated (``Tr(Q^T H Q)`` is the sum
+    of the Lanczos ``alpha``, no extra products), the rest Hutchinson on the remainder.
 
     Args:
         model: the network (see the module docstring for the Hessian meant).
         loss_fn: ``loss_fn(outputs, targets)`` returning the batch's mean loss.
         batches: a sequence of ``(inputs, targets)``.
-        n_matvecs: total Hessian-vector products (Hutch++ needs >= 6, Hutchinson >= 2).
-        method: ``"hutchpp"`` (default) or ``"hutchinson"``.
+        n_matvecs: total Hessian-vector products (Hutch++ needs >= 6, Krylov >= 4,
+            Hutchinson >= 2).
+        method: ``"hutchpp"`` (default), ``"krylov"`` or ``"hutchinson"``.
         seed: seeds the probes.
         reuse_graph: keep the first-order graph between products (see :class:`HessianOperator`).
 
     Returns:
         A :class:`TraceResult`; ``seconds`` includes building the graph.
     """
-    if method not in ("hutchpp", "hutchinson"):
-        raise ValueError(f"method must be 'hutchpp' or 'hutchinson', got {method!r}")
-    minimum = 6 if method == "hutchpp" else 2
+    choices = {"hutchpp": (hutchpp, 6), "krylov": (krylov_hutchinson, 4),
+              "hutchinson": (hutchinson, 2)}  # fmt: skip
+    if method not in choices:
+        raise ValueError(f"method must be 'hutchpp', 'krylov' or 'hutchinson', got {method!r}")
+    estimator, minimum = choices[method]
     if n_matvecs < minimum:
         raise ValueError(f"{method} needs n_matvecs >= {minimum}, got {n_matvecs}")
-    estimator = hutchpp if method == "hutchpp" else hutchinson
     start_time = time.perf_counter()
     with HessianOperator(model, loss_fn, batches, reuse_graph=reuse_graph) as operator:
         result = estimator(

@@ -69,7 +69,98 @@ def _point_parameters(
     return out
 
 
+def _plain_tail(model: nn.Module) -> bool:
+    """Whether an MLP's layers after the first are plain affine maps and activations."""
+    if not isinstance(model, MLP) or not all(p.requires_grad for p in model.parameters()):
+        return False
+    return all(isinstance(norm, nn.Identity) for norm in model.norms)
+
+
+def _mlp_tail(model: MLP, params: dict[str, Tensor], z: Tensor) -> Tensor:
+    """``MLP.forward`` after the first preactivation ``z`` (overwritten), at ``params``.
+
+    The same operations as ``functional_call`` of the model would run, called directly (plain
+    MLPs only, see :func:`_plain_tail`), so the logits are bitwise those of the model.
+    """
+    if model.output_layer is None:
+        return z
+    relu = type(model.activation) is nn.ReLU and not model.activation.inplace
+    h = F.relu_(z) if relu else model.activation(z)
+    for i in range(len(model.hidden_layers)):
+        name = f"hidden_layers.{i}"
+        out = model.activation(F.linear(h, params[f"{name}.weight"], params.get(f"{name}.bias")))
+        h = h + out if model.residual else out
+    return F.linear(h, params["output_layer.weight"], params.get("output_layer.bias"))
+
+
 @torch.no_grad()
+def evaluate_slices(
+    model: nn.Module,
+    directions: Sequence[Tensor],
+    slices: Sequence[tuple[Sequence[int], np.ndarray]],
+    x: Tensor,
+    y: Tensor,
+    chunk_size: int = 1000,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Several slices in one pass over the data: :func:`evaluate_slice` for each.
+
+    Each data chunk's first-layer products (MLPs) are computed once for all slices, and each
+    point's first-layer output is summed into one reused buffer; the arithmetic per point is
+    that of :func:`evaluate_slice`, so the values are bitwise the same.
+
+    Args:
+        model: the network at the slices' centre ``theta`` (left unchanged, mode restored).
+        directions: flat direction vectors, shared by the slices.
+        slices: per slice, the indices of its directions and its ``(G, r)`` coefficients.
+        x: inputs of the samples the loss averages over.
+        y: their integer class labels.
+        chunk_size: samples per chunk (about 1,000 keep a chunk's products in cache).
+
+    Returns:
+        ``(loss, accuracy)`` per slice, each of shape ``(G,)``.
+    """
+    named = _named_trainable(model)
+    base = {name: p.detach() for name, p in named}
+    split = [_split(d.to(named[0][1]), named) for d in directions]
+    fast, direct = isinstance(model, MLP), _plain_tail(model)
+    first = {"input_layer.weight", "input_layer.bias"} if fast else set()
+    jobs = []  # (direction indices, coefficients, per-point parameters, loss, correct)
+    for indices, coefficients in slices:
+        coefficients = np.asarray(coefficients, dtype=np.float64)
+        if coefficients.ndim != 2 or coefficients.shape[1] != len(indices):
+            raise ValueError(
+                f"coefficients must have shape (G, {len(indices)}), got {coefficients.shape}"
+            )
+        chosen = [split[i] for i in indices]
+        points = [_point_parameters(base, chosen, c, first) for c in coefficients]
+        jobs.append((list(indices), coefficients, points, np.zeros(len(coefficients)),
+                     np.zeros(len(coefficients))))  # fmt: skip
+    with evaluation_mode(model):
+        for start in range(0, x.shape[0], chunk_size):
+            xb, yb = x[start : start + chunk_size], y[start : start + chunk_size]
+            if fast:
+                flat = xb.flatten(1)
+                z0 = F.linear(flat, base["input_layer.weight"], base["input_layer.bias"])
+                zr = [F.linear(flat, d["input_layer.weight"], d["input_layer.bias"]) for d in split]
+                buffer = torch.empty_like(z0)
+            for indices, coefficients, points, total_loss, correct in jobs:
+                for g, (c, params) in enumerate(zip(coefficients, points, strict=True)):
+                    if fast:
+                        z = torch.add(z0, zr[indices[0]], alpha=float(c[0]), out=buffer)
+                        for coefficient, i in zip(c[1:], indices[1:], strict=True):
+                            z.add_(zr[i], alpha=float(coefficient))
+                        out = (
+                            _mlp_tail(model, params, z)
+                            if direct
+                            else functional_call(model, params, (xb,), {"first_preactivation": z})
+                        )
+                    else:
+                        out = functional_call(model, params, (xb,))
+                    total_loss[g] += float(F.cross_entropy(out, yb, reduction="sum"))
+                    correct[g] += float((out.argmax(1) == yb).sum())
+    return [(job[3] / x.shape[0], job[4] / x.shape[0]) for job in jobs]
+
+
 def evaluate_slice(
     model: nn.Module,
     directions: Sequence[Tensor],
@@ -91,7 +182,6 @@ def evaluate_slice(
         x: inputs of the samples the loss averages over.
         y: their integer class labels.
         chunk_size: samples per chunk.
-        x, y: evaluation data; processed in chunks of ``chunk_size`` samples.
 
     Returns:
         ``(loss, accuracy)``, each of shape ``(G,)``.
@@ -101,34 +191,8 @@ def evaluate_slice(
         raise ValueError(
             f"coefficients must have shape (G, {len(directions)}), got {coefficients.shape}"
         )
-    named = _named_trainable(model)
-    base = {name: p.detach() for name, p in named}
-    split = [_split(d.to(named[0][1]), named) for d in directions]
-    fast = isinstance(model, MLP)
-    first = {"input_layer.weight", "input_layer.bias"} if fast else set()
-    points = [_point_parameters(base, split, c, first) for c in coefficients]
-    total_loss = np.zeros(len(coefficients))
-    correct = np.zeros(len(coefficients))
-    with evaluation_mode(model):
-        for start in range(0, x.shape[0], chunk_size):
-            xb, yb = x[start : start + chunk_size], y[start : start + chunk_size]
-            if fast:
-                flat = xb.flatten(1)
-                z0 = F.linear(flat, base["input_layer.weight"], base["input_layer.bias"])
-                zr = [F.linear(flat, d["input_layer.weight"], d["input_layer.bias"]) for d in split]
-            for g, (c, params) in enumerate(zip(coefficients, points, strict=True)):
-                if fast:
-                    z = torch.add(z0, zr[0], alpha=float(c[0]))
-                    for coefficient, zd in zip(c[1:], zr[1:], strict=True):
-                        z.add_(zd, alpha=float(coefficient))
-                    out = functional_call(
-                        model, params, (xb,), {"first_preactivation": z}, strict=False
-                    )
-                else:
-                    out = functional_call(model, params, (xb,))
-                total_loss[g] += float(F.cross_entropy(out, yb, reduction="sum"))
-                correct[g] += float((out.argmax(1) == yb).sum())
-    return total_loss / x.shape[0], correct / x.shape[0]
+    slices = [(range(len(directions)), coefficients)]
+    return evaluate_slices(model, directions, slices, x, y, chunk_size)[0]
 
 
 @torch.no_grad()
@@ -189,17 +253,63 @@ def slice_records(
         Records ``{slice, alpha, beta, split, metric, value}`` (``slice`` in ``2d``,
         ``1d_alpha``, ``1d_beta``; ``metric`` in ``loss``, ``accuracy``; arrays per point).
     """
+    pairs = {"": directions}
+    return slice_records_by_kind(model, pairs, resolution, resolution_1d, span, splits, chunk_size)[
+        ""
+    ]
+
+
+def slice_records_by_kind(
+    model: nn.Module,
+    pairs: dict[str, Sequence[Tensor]],
+    resolution: int,
+    resolution_1d: int,
+    span: float,
+    splits: dict[str, tuple[Tensor, Tensor]],
+    chunk_size: int = 1000,
+) -> dict[str, list[dict]]:
+    """:func:`slice_records` for several pairs of directions, in one pass per split.
+
+    Every slice of every pair is evaluated by one :func:`evaluate_slices` call per split, so
+    the data are chunked and the first layer's products computed once for all of them; the
+    values are bitwise those of separate :func:`slice_records` calls.
+
+    Args:
+        model: the network at the slices' centre.
+        pairs: name (e.g. the kind of directions) -> its two flat directions.
+        resolution: 2D points per axis on ``[-span, span]``.
+        resolution_1d: points of each 1D profile.
+        span: half-width of the slices, in units of the directions.
+        splits: ``{name: (x, y)}`` sets each slice is evaluated on.
+        chunk_size: samples per chunk (see :func:`evaluate_slice`).
+
+    Returns:
+        Per name, the records of :func:`slice_records`, in its order.
+    """
     axis_1d, zeros = grid_1d(resolution_1d, span), np.zeros(resolution_1d)
     slices = {
         "2d": grid_2d(resolution, span),
         "1d_alpha": np.stack([axis_1d, zeros], 1),
         "1d_beta": np.stack([zeros, axis_1d], 1),
     }
-    records = []
-    for name, points in slices.items():
-        for split, (x, y) in splits.items():
-            loss, accuracy = evaluate_slice(model, directions, points, x, y, chunk_size)
-            for metric, values in (("loss", loss), ("accuracy", accuracy)):
-                records.append({"slice": name, "alpha": points[:, 0], "beta": points[:, 1],
-                                "split": split, "metric": metric, "value": values})  # fmt: skip
-    return records
+    directions = [d for pair in pairs.values() for d in pair]
+    offsets = np.cumsum([0] + [len(pair) for pair in pairs.values()])
+    jobs = [(offset, points) for offset in offsets[:-1] for points in slices.values()]
+    results = {
+        split: evaluate_slices(
+            model, directions, [(range(o, o + 2), p) for o, p in jobs], x, y, chunk_size
+        )
+        for split, (x, y) in splits.items()
+    }
+    out = {}
+    for k, name in enumerate(pairs):
+        records = []
+        for j, (slice_name, points) in enumerate(slices.items()):
+            for split in splits:
+                loss, accuracy = results[split][k * len(slices) + j]
+                for metric, values in (("loss", loss), ("accuracy", accuracy)):
+                    records.append({"slice": slice_name, "alpha": points[:, 0],
+                                    "beta": points[:, 1], "split": split, "metric": metric,
+                                    "value": values})  # fmt: skip
+        out[name] = records
+    return out

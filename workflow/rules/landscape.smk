@@ -1,19 +1,32 @@
+# The run's folder with its wildcards escaped, so that expand fills only {kind}.
+RUN_ESCAPED = RUN.replace("{", "{{").replace("}", "}}")
+KINDS = LANDSCAPE["directions"]
+
+
+# One job per run evaluates every kind of direction in one pass over the data (the data loaded
+# and each chunk's first-layer products computed once); each kind keeps its own table.
 rule landscape:
     input:
         script=script("landscape.py"),
         data=experiment_data,
         weights=weights_folder(final_weights),
-        eigenvectors=final_eigenvectors,
+        # The final curvature vectors, when the hessian kind is among the directions.
+        eigenvectors=lambda w: (
+            f"{run_path(w.experiment, w.seed)}/curvature/epoch{epochs(w.experiment)}_eigenvectors.pt"
+            if "hessian" in KINDS
+            else []
+        ),
     output:
-        table=f"{RUN}/landscape/{{kind}}.csv",
-        directions=f"{RUN}/landscape/{{kind}}_directions.pt",
-        meta=f"{RUN}/landscape/{{kind}}.csv.meta.json",
+        tables=expand(f"{RUN_ESCAPED}/landscape/{{kind}}.csv", kind=KINDS),
+        directions=expand(f"{RUN_ESCAPED}/landscape/{{kind}}_directions.pt", kind=KINDS),
+        meta=expand(f"{RUN_ESCAPED}/landscape/{{kind}}.csv.meta.json", kind=KINDS),
     log:
-        "logs/landscape/{experiment}_seed{seed}_{kind}.log",
+        "logs/landscape/{experiment}_seed{seed}.log",
     params:
         common=common_flags,
         subset=SUBSET_FLAGS,
         weights=final_weights,
+        kinds=" ".join(KINDS),
         eigenvectors=lambda w, input: f"--eigenvectors {input.eigenvectors}" if input.eigenvectors else "",
         landscape=cli_flags(LANDSCAPE, exclude=("directions", "direction_seed")),
         # Each seed's directions get their own seed, derived from the configured one.
@@ -26,8 +39,8 @@ rule landscape:
     shell:
         "python {input.script} {params.common} --threads {threads} {params.subset} "
         "{params.landscape} --direction-seed {params.seed} --weights {params.weights} "
-        "--kind {wildcards.kind} {params.eigenvectors} --output {output.table} "
-        "--directions-out {output.directions} > {log} 2>&1"
+        "--kinds {params.kinds} {params.eigenvectors} --outputs {output.tables} "
+        "--directions-outs {output.directions} > {log} 2>&1"
 
 
 rule landscape_table:
