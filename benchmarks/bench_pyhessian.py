@@ -32,7 +32,8 @@ lossgeom runs on --chunk-size chunks (default one chunk of 10,000: the same layo
 PyHessian's single batch, so only the estimators differ; (a) shows the cost of 1,000-sample
 chunks, the pipeline's default).
 
-Usage (from the repository root, machine otherwise idle; about 5 minutes on 2 quiet cores):
+Usage (from the repository root, machine otherwise idle; about 11 minutes on 2 quiet cores;
+``--sections eigenvalues`` or ``--sections trace`` runs one half):
     python benchmarks/bench_pyhessian.py --data resources/mnist/mnist.pt
 """
 
@@ -326,6 +327,9 @@ def main() -> None:
     parser.add_argument("--trace-seeds", type=int, default=4)
     parser.add_argument("--trace-budget", type=int, default=30)
     parser.add_argument("--reference-probes", type=int, default=300)
+    parser.add_argument(
+        "--sections", nargs="+", choices=["eigenvalues", "trace"], default=["eigenvalues", "trace"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -339,8 +343,10 @@ def main() -> None:
         f"\n(b) reference: top-3 {np.array2string(exact, precision=6)}; trace {trace_ref:.3f} "
         f"+- {stderr:.3f} (80 Lanczos steps + {args.reference_probes} deflated probes)"
     )
-    eigenvalue_section(model, x, y, batches, exact, range(args.seeds))
-    trace_section(model, x, y, batches, trace_ref, range(args.trace_seeds), args.trace_budget)
+    if "eigenvalues" in args.sections:
+        eigenvalue_section(model, x, y, batches, exact, range(args.seeds))
+    if "trace" in args.sections:
+        trace_section(model, x, y, batches, trace_ref, range(args.trace_seeds), args.trace_budget)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 
