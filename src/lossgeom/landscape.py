@@ -253,10 +253,10 @@ def slice_records(
         Records ``{slice, alpha, beta, split, metric, value}`` (``slice`` in ``2d``,
         ``1d_alpha``, ``1d_beta``; ``metric`` in ``loss``, ``accuracy``; arrays per point).
     """
-    pairs = {"": directions}
-    return slice_records_by_kind(model, pairs, resolution, resolution_1d, span, splits, chunk_size)[
-        ""
-    ]
+    by_kind = slice_records_by_kind(
+        model, {"": directions}, resolution, resolution_1d, span, splits, chunk_size
+    )
+    return by_kind[""]
 
 
 def slice_records_by_kind(
