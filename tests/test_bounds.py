@@ -20,6 +20,7 @@ from lossgeom.bounds import BoundError
 from lossgeom.models import MLP, build_model, flat_parameters
 from lossgeom.posterior import (
     GaussianPosterior,
+    PerturbedAccuracy,
     monte_carlo_error,
     optimal_prior_sigma,
     perturbed_accuracy,
@@ -430,6 +431,32 @@ def test_sharpness_sigma_edge_cases():
     with pytest.raises(BoundError):
         bounds.sharpness_sigma(lambda s: 0.0, 1.5)
 
+
+
+@pytest.mark.parametrize("norm", ["none", "layernorm"])
+def test_cached_first_layer_gives_the_full_passes_accuracies(norm):
+    """Isotropic noise on an MLP: x (W + s Z)^T == x W^T + s x Z^T, so the cached products
+    (float64: round-off far below any logit gap) give the full passes' accuracy at every scale,
+    over several chunks, with the weights restored; magnitude-aware noise takes full passes."""
+    torch.manual_seed(0)
+    spec = {"name": "mlp", "input_dim": 12, "hidden": [9, 7], "num_classes": 4, "norm": norm}
+    model = build_model(spec).double()
+    x, y = torch.randn(300, 12, dtype=torch.float64), torch.randint(0, 4, (300,))
+    w = flat_parameters(model).clone()
+    cached = PerturbedAccuracy(model, x, y, n_samples=3, seed=5, batch_size=128)
+    assert cached._first_layer
+    accuracies = []
+    for sigma in (0.0, 0.05, 0.3, 1.0, 0.3):
+        accuracies.append(cached(sigma))
+        assert accuracies[-1] == perturbed_accuracy(model, x, y, sigma, 3, 5, batch_size=128)
+        assert torch.equal(flat_parameters(model), w)
+    assert accuracies[0] == (model(x).argmax(1) == y).double().mean().item()
+    assert accuracies[1] > accuracies[3] and accuracies[2] == accuracies[4]  # noise hurts
+    magnitude = PerturbedAccuracy(model, x, y, 3, 5, magnitude_eps=1e-3)
+    assert not magnitude._first_layer
+    assert magnitude(0.3) == perturbed_accuracy(model, x, y, 0.3, 3, 5, magnitude_eps=1e-3)
+    with pytest.raises(BoundError, match="sigma must be >= 0"):
+        cached(-0.1)
 
 # --- the stage's steps: settings, measures, scale selection, priors and certificates --------------
 

@@ -43,8 +43,8 @@ from lossgeom.data import Dataset
 from lossgeom.models import flat_parameters
 from lossgeom.posterior import (
     GaussianPosterior,
+    PerturbedAccuracy,
     monte_carlo_error,
-    perturbed_accuracy,
     train_posterior,
 )
 from lossgeom.tables import BOUND_QUANTITIES, OPTIMIZED_QUANTITIES, read_table
@@ -296,15 +296,14 @@ def jiang_measures(
         ("jiang_sharpness", None),
         ("jiang_magnitude_aware", settings.jiang_eps),
     ):
-
-        def drop(sigma, magnitude=magnitude):
-            noisy = perturbed_accuracy(
-                model, x, y, sigma, settings.jiang_samples, settings.seed, magnitude_eps=magnitude
-            )
-            return clean - noisy
-
+        noisy = PerturbedAccuracy(
+            model, x, y, settings.jiang_samples, settings.seed, magnitude_eps=magnitude
+        )
         sigma, searched = bounds.sharpness_sigma(
-            drop, settings.jiang_target, settings.jiang_upper, settings.jiang_steps
+            lambda s, noisy=noisy: clean - noisy(s),
+            settings.jiang_target,
+            settings.jiang_upper,
+            settings.jiang_steps,
         )
         if sigma == 0:
             logger.warning(

@@ -365,7 +365,135 @@ def train_posterior(
     return PosteriorTraining(posterior, float(sigma_p), history, time.perf_counter() - start)
 
 
-@torch.no_grad()
+# The cached first-layer noise products of :class:`PerturbedAccuracy` stay below this size.
+FIRST_LAYER_CACHE_BYTES = 1 << 30
+
+
+class PerturbedAccuracy:
+    """Mean accuracy of ``model`` under Gaussian weight noise, as a function of its scale.
+
+    ``PerturbedAccuracy(...)(sigma)`` is :func:`perturbed_accuracy` at ``sigma``, for a search
+    over many scales with the same draws (common random numbers). The weights at construction
+    are the centre; they are restored exactly after every call.
+
+    With isotropic noise on a registry MLP whose first layer is trained, the first layer's
+    output at ``w + sigma z`` is ``x W^T + b + sigma (x Z^T + z_b)``: the products ``x W^T`` and
+    ``x Z_j^T`` of every draw ``j`` are computed once (while they fit in
+    :data:`FIRST_LAYER_CACHE_BYTES`), so a call only runs the layers after the first. The sum
+    is then ordered differently from ``x (W + sigma Z)^T``, so logits agree to round-off, not
+    bitwise. The magnitude-aware noise is not affine in ``sigma``; it and every other model take
+    full forward passes.
+
+    Args:
+        model: the network.
+        x, y: the examples and labels the accuracy is measured on.
+        n_samples: noise draws averaged per scale; draw ``j`` uses the generator seeded with
+            ``seed + j`` and draws every trainable parameter's noise in parameter order.
+        seed: see ``n_samples``.
+        magnitude_eps: ``None`` for ``u ~ N(0, sigma^2 I)``, else the magnitude-aware
+            ``u_i ~ N(0, sigma^2 w_i^2 + eps^2)`` (Jiang et al. 2019).
+        batch_size: examples per forward pass.
+        first_layer: allow the cached first-layer products (``False``: full passes always).
+
+    Raises:
+        BoundError: ``n_samples`` is not a positive integer.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        n_samples: int,
+        seed: int,
+        magnitude_eps: float | None = None,
+        batch_size: int = 10_000,
+        first_layer: bool = True,
+    ) -> None:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise BoundError(
+                f"the number of noise samples must be a positive integer, got {n_samples!r}"
+            )
+        self.model, self.x, self.y = model, x, y
+        self.n_samples, self.seed = n_samples, int(seed)
+        self.magnitude_eps, self.batch_size = magnitude_eps, batch_size
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.saved = [p.detach().clone() for p in self.params]
+        self._products: list[list[Tensor]] | None = None  # per draw, per chunk: x Z^T + z_b
+        self._base: list[Tensor] | None = None  # per chunk: x W^T + b
+        self._first_layer = first_layer and self._affine_first_layer()
+
+    def _affine_first_layer(self) -> bool:
+        if self.magnitude_eps is not None or not isinstance(self.model, MLP):
+            return False
+        layer = self.model.input_layer
+        trained = [layer.weight] + ([layer.bias] if layer.bias is not None else [])
+        if not all(p.requires_grad for p in trained):
+            return False
+        size = self.n_samples * self.x.shape[0] * layer.out_features * self.saved[0].element_size()
+        return size <= FIRST_LAYER_CACHE_BYTES
+
+    def _draws(self, j: int) -> list[Tensor]:
+        generator = torch.Generator(device=self.x.device).manual_seed(self.seed + j)
+        return [
+            torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+            for w in self.saved
+        ]
+
+    def _chunks(self) -> list[tuple[Tensor, Tensor]]:
+        step = self.batch_size
+        return [
+            (self.x[i : i + step].flatten(1), self.y[i : i + step])
+            for i in range(0, self.x.shape[0], step)
+        ]
+
+    def _cache(self) -> None:
+        layer = self.model.input_layer
+        index = {id(p): i for i, p in enumerate(self.params)}
+        weight, bias = index[id(layer.weight)], index.get(id(layer.bias))
+        chunks = self._chunks()
+        self._base = [layer(xb) for xb, _ in chunks]
+        self._products = []
+        for j in range(self.n_samples):
+            z = self._draws(j)
+            noise_bias = z[bias] if bias is not None else None
+            self._products.append([F.linear(xb, z[weight], noise_bias) for xb, _ in chunks])
+
+    @torch.no_grad()
+    def __call__(self, sigma: float) -> float:
+        """The mean accuracy over the draws at noise scale ``sigma`` (``>= 0``)."""
+        if sigma < 0:
+            raise BoundError(f"sigma must be >= 0, got {sigma!r}")
+        if self._first_layer and self._products is None:
+            self._cache()
+        total = 0.0
+        try:
+            with evaluation_mode(self.model):
+                for j in range(self.n_samples):
+                    z = self._draws(j)
+                    for p, w, noise in zip(self.params, self.saved, z, strict=True):
+                        scale = (
+                            sigma
+                            if self.magnitude_eps is None
+                            else torch.sqrt(sigma**2 * w**2 + self.magnitude_eps**2)
+                        )
+                        p.copy_(w + scale * noise)
+                    if not self._first_layer:
+                        total += evaluate(self.model, self.x, self.y, self.batch_size)[1]
+                        continue
+                    correct = 0
+                    chunks = zip(self._chunks(), self._base, self._products[j], strict=True)
+                    for (_, yb), base, product in chunks:
+                        pre = torch.add(base, product, alpha=sigma)
+                        logits = self.model(None, first_preactivation=pre)
+                        correct += int((logits.argmax(1) == yb).sum())
+                    total += correct / self.x.shape[0]
+        finally:
+            for p, w in zip(self.params, self.saved, strict=True):
+                p.copy_(w)
+        return total / self.n_samples
+
+
 def perturbed_accuracy(
     model: nn.Module,
     x: Tensor,
@@ -382,30 +510,10 @@ def perturbed_accuracy(
     ``u_i ~ N(0, sigma^2 w_i^2 + eps^2)`` (Jiang et al. 2019). Draw ``j`` uses the generator
     seeded with ``seed + j``: every ``sigma`` sees the same standard-normal draws (common random
     numbers), so the accuracy drop is a smooth function of ``sigma`` for the bisection. The
-    weights are restored exactly afterwards.
+    weights are restored exactly afterwards. Full forward passes; a search over many scales
+    should use one :class:`PerturbedAccuracy`, which reuses the first layer's products.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise BoundError(
-            f"the number of noise samples must be a positive integer, got {n_samples!r}"
-        )
-    if sigma < 0:
-        raise BoundError(f"sigma must be >= 0, got {sigma!r}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    saved = [p.detach().clone() for p in params]
-    total = 0.0
-    try:
-        for j in range(n_samples):
-            generator = torch.Generator(device=x.device).manual_seed(int(seed) + j)
-            for p, w in zip(params, saved, strict=True):
-                z = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
-                scale = (
-                    sigma
-                    if magnitude_eps is None
-                    else torch.sqrt(sigma**2 * w**2 + magnitude_eps**2)
-                )
-                p.copy_(w + scale * z)
-            total += evaluate(model, x, y, batch_size)[1]
-    finally:
-        for p, w in zip(params, saved, strict=True):
-            p.copy_(w)
-    return total / n_samples
+    accuracy = PerturbedAccuracy(
+        model, x, y, n_samples, seed, magnitude_eps, batch_size, first_layer=False
+    )
+    return accuracy(sigma)
