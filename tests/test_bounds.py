@@ -432,7 +432,6 @@ def test_sharpness_sigma_edge_cases():
         bounds.sharpness_sigma(lambda s: 0.0, 1.5)
 
 
-
 @pytest.mark.parametrize("norm", ["none", "layernorm"])
 def test_cached_first_layer_gives_the_full_passes_accuracies(norm):
     """Isotropic noise on an MLP: x (W + s Z)^T == x W^T + s x Z^T, so the cached products
@@ -457,6 +456,7 @@ def test_cached_first_layer_gives_the_full_passes_accuracies(norm):
     assert magnitude(0.3) == perturbed_accuracy(model, x, y, 0.3, 3, 5, magnitude_eps=1e-3)
     with pytest.raises(BoundError, match="sigma must be >= 0"):
         cached(-0.1)
+
 
 # --- the stage's steps: settings, measures, scale selection, priors and certificates --------------
 
