@@ -456,6 +456,8 @@ def test_cached_first_layer_gives_the_full_passes_accuracies(norm):
     assert magnitude(0.3) == perturbed_accuracy(model, x, y, 0.3, 3, 5, magnitude_eps=1e-3)
     with pytest.raises(BoundError, match="sigma must be >= 0"):
         cached(-0.1)
+    with pytest.raises(BoundError, match="batch_size must be a positive integer"):
+        PerturbedAccuracy(model, x, y, 3, 5, batch_size=0)
 
 
 # --- the stage's steps: settings, measures, scale selection, priors and certificates --------------

@@ -379,7 +379,8 @@ class PerturbedAccuracy:
     With isotropic noise on a registry MLP whose first layer is trained, the first layer's
     output at ``w + sigma z`` is ``x W^T + b + sigma (x Z^T + z_b)``: the products ``x W^T`` and
     ``x Z_j^T`` of every draw ``j`` are computed once (while they fit in
-    :data:`FIRST_LAYER_CACHE_BYTES`), so a call only runs the layers after the first. The sum
+    :data:`FIRST_LAYER_CACHE_BYTES`), with the other layers' noise, so a call draws nothing and
+    only runs the layers after the first. The sum
     is then ordered differently from ``x (W + sigma Z)^T``, so logits agree to round-off, not
     bitwise. The magnitude-aware noise is not affine in ``sigma``; it and every other model take
     full forward passes.
@@ -396,7 +397,7 @@ class PerturbedAccuracy:
         first_layer: allow the cached first-layer products (``False``: full passes always).
 
     Raises:
-        BoundError: ``n_samples`` is not a positive integer.
+        BoundError: ``n_samples`` or ``batch_size`` is not a positive integer.
     """
 
     def __init__(
@@ -414,13 +415,18 @@ class PerturbedAccuracy:
             raise BoundError(
                 f"the number of noise samples must be a positive integer, got {n_samples!r}"
             )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise BoundError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.model, self.x, self.y = model, x, y
         self.n_samples, self.seed = n_samples, int(seed)
         self.magnitude_eps, self.batch_size = magnitude_eps, batch_size
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.saved = [p.detach().clone() for p in self.params]
-        self._products: list[list[Tensor]] | None = None  # per draw, per chunk: x Z^T + z_b
-        self._base: list[Tensor] | None = None  # per chunk: x W^T + b
+        # Filled by _cache on the first call: the chunks' labels and first-layer outputs
+        # x W^T + b, and per draw the chunks' products x Z^T + z_b and the other layers' noise.
+        self._labels: list[Tensor] = []
+        self._base: list[Tensor] = []
+        self._cached: list[tuple[list[Tensor], dict[int, Tensor]]] = []
         self._first_layer = first_layer and self._affine_first_layer()
 
     def _affine_first_layer(self) -> bool:
@@ -440,54 +446,62 @@ class PerturbedAccuracy:
             for w in self.saved
         ]
 
-    def _chunks(self) -> list[tuple[Tensor, Tensor]]:
-        step = self.batch_size
-        return [
-            (self.x[i : i + step].flatten(1), self.y[i : i + step])
-            for i in range(0, self.x.shape[0], step)
-        ]
-
     def _cache(self) -> None:
         layer = self.model.input_layer
-        index = {id(p): i for i, p in enumerate(self.params)}
-        weight, bias = index[id(layer.weight)], index.get(id(layer.bias))
-        chunks = self._chunks()
-        self._base = [layer(xb) for xb, _ in chunks]
-        self._products = []
+        step = self.batch_size
+        starts = range(0, self.x.shape[0], step)
+        inputs = [self.x[i : i + step].flatten(1) for i in starts]
+        self._labels = [self.y[i : i + step] for i in starts]
+        self._base = [layer(xb) for xb in inputs]
+        weight = next(i for i, p in enumerate(self.params) if p is layer.weight)
+        bias = next((i for i, p in enumerate(self.params) if p is layer.bias), None)
         for j in range(self.n_samples):
             z = self._draws(j)
             noise_bias = z[bias] if bias is not None else None
-            self._products.append([F.linear(xb, z[weight], noise_bias) for xb, _ in chunks])
+            products = [F.linear(xb, z[weight], noise_bias) for xb in inputs]
+            others = {i: noise for i, noise in enumerate(z) if i not in (weight, bias)}
+            self._cached.append((products, others))
+
+    def _cached_accuracy(self, sigma: float) -> float:
+        """The first layer from the cached products; the other layers at ``w + sigma z``."""
+        if not self._cached:
+            self._cache()
+        total = 0.0
+        for products, others in self._cached:
+            for i, noise in others.items():
+                self.params[i].copy_(self.saved[i] + sigma * noise)
+            correct = 0
+            for yb, base, product in zip(self._labels, self._base, products, strict=True):
+                logits = self.model(None, first_preactivation=torch.add(base, product, alpha=sigma))
+                correct += int((logits.argmax(1) == yb).sum())
+            total += correct / self.x.shape[0]
+        return total
+
+    def _full_accuracy(self, sigma: float) -> float:
+        """Full forward passes at ``w + scale z`` for every draw."""
+        total = 0.0
+        for j in range(self.n_samples):
+            for p, w, noise in zip(self.params, self.saved, self._draws(j), strict=True):
+                scale = (
+                    sigma
+                    if self.magnitude_eps is None
+                    else torch.sqrt(sigma**2 * w**2 + self.magnitude_eps**2)
+                )
+                p.copy_(w + scale * noise)
+            total += evaluate(self.model, self.x, self.y, self.batch_size)[1]
+        return total
 
     @torch.no_grad()
     def __call__(self, sigma: float) -> float:
         """The mean accuracy over the draws at noise scale ``sigma`` (``>= 0``)."""
         if sigma < 0:
             raise BoundError(f"sigma must be >= 0, got {sigma!r}")
-        if self._first_layer and self._products is None:
-            self._cache()
-        total = 0.0
         try:
             with evaluation_mode(self.model):
-                for j in range(self.n_samples):
-                    z = self._draws(j)
-                    for p, w, noise in zip(self.params, self.saved, z, strict=True):
-                        scale = (
-                            sigma
-                            if self.magnitude_eps is None
-                            else torch.sqrt(sigma**2 * w**2 + self.magnitude_eps**2)
-                        )
-                        p.copy_(w + scale * noise)
-                    if not self._first_layer:
-                        total += evaluate(self.model, self.x, self.y, self.batch_size)[1]
-                        continue
-                    correct = 0
-                    chunks = zip(self._chunks(), self._base, self._products[j], strict=True)
-                    for (_, yb), base, product in chunks:
-                        pre = torch.add(base, product, alpha=sigma)
-                        logits = self.model(None, first_preactivation=pre)
-                        correct += int((logits.argmax(1) == yb).sum())
-                    total += correct / self.x.shape[0]
+                if self._first_layer:
+                    total = self._cached_accuracy(sigma)
+                else:
+                    total = self._full_accuracy(sigma)
         finally:
             for p, w in zip(self.params, self.saved, strict=True):
                 p.copy_(w)
