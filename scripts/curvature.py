@@ -25,8 +25,12 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, required=True)
     parser.add_argument("--method", choices=["lanczos", "power"], required=True)
     parser.add_argument("--tol", type=float, required=True)
-    parser.add_argument("--trace-method", choices=["hutchpp", "hutchinson"], required=True)
-    parser.add_argument("--trace-matvecs", type=int, required=True)
+    parser.add_argument("--trace-method", choices=["krylov", "hutchpp", "hutchinson"],
+                        required=True,
+                        help="krylov: Hutchinson on the remainder of the eigenvalues' Lanczos "
+                             "basis (lanczos only)")  # fmt: skip
+    parser.add_argument("--trace-matvecs", type=int, required=True,
+                        help="the trace's own products (krylov: the probes)")  # fmt: skip
     parser.add_argument("--seed", type=int, required=True, help="seeds the estimators")
     parser.add_argument("--output", required=True, help="CSV to write")
     parser.add_argument("--vectors", required=True, help="eigenvector file to write")
@@ -36,6 +40,8 @@ def main() -> int:
         parser.error(
             f"top-k >= 1, trace-matvecs >= {minimum} ({args.trace_method}) and chunk-size >= 1 are required"
         )
+    if args.trace_method == "krylov" and args.method != "lanczos":
+        parser.error("trace-method krylov deflates the Lanczos basis: it needs --method lanczos")
     device, data = setup(args)
     model, meta = load_weights(args.weights, device)
     base = {"experiment": meta["experiment"], "seed": meta["seed"], "epoch": meta["epoch"]}
@@ -50,14 +56,19 @@ def main() -> int:
         rows, eig, vectors = [row(q, math.nan) for q in quantities], None, None
     else:
         batches = subset_batches(data, args.subset, args.subset_seed, args.chunk_size)
-        eig = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=args.top_k, tol=args.tol,
-                                      method=args.method, seed=args.seed)  # fmt: skip
+        if args.trace_method == "krylov":  # one graph, one Lanczos run for both
+            eig, tr = hessian.top_eigenvalues_and_trace(
+                model, F.cross_entropy, batches, k=args.top_k, tol=args.tol,
+                n_probes=args.trace_matvecs, seed=args.seed)  # fmt: skip
+        else:
+            eig = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=args.top_k,
+                                          tol=args.tol, method=args.method, seed=args.seed)  # fmt: skip
+            tr = hessian.trace(model, F.cross_entropy, batches, n_matvecs=args.trace_matvecs,
+                               method=args.trace_method, seed=args.seed)  # fmt: skip
         logging.info("eigenvalues %s (%d HVPs, %.1fs, converged=%s)", eig.values.tolist(),
                      eig.n_hvp, eig.seconds, eig.converged)  # fmt: skip
         rows = [row(f"eig{i + 1}", value, n_hvp=eig.n_hvp, seconds=eig.seconds)
                 for i, value in enumerate(eig.values.tolist())]  # fmt: skip
-        tr = hessian.trace(model, F.cross_entropy, batches, n_matvecs=args.trace_matvecs,
-                           method=args.trace_method, seed=args.seed)  # fmt: skip
         logging.info("trace %.4g +- %.2g (%d HVPs, %.1fs)", tr.estimate, tr.stderr, tr.n_hvp,
                      tr.seconds)  # fmt: skip
         rows.append(row("trace", tr.estimate, tr.stderr, tr.n_hvp, tr.seconds))

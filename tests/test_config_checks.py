@@ -394,6 +394,21 @@ def test_hessian_directions_need_two_eigenvectors():
     checked(config)
 
 
+def test_trace_method_fits_the_eigenvalue_method_and_its_products():
+    config = default_config()
+    config["curvature"]["method"] = "power"
+    assert rejected(copy.deepcopy(config)) == (
+        "curvature.trace_method 'krylov' deflates the Lanczos basis of the eigenvalues, so it "
+        "needs curvature.method 'lanczos' (got 'power')"
+    )
+    config["curvature"].update(trace_method="hutchpp", trace_matvecs=5)
+    assert rejected(copy.deepcopy(config)) == (
+        "curvature.trace_matvecs: Hutch++ needs at least 6 products, got 5"
+    )
+    config["curvature"]["trace_matvecs"] = 6
+    checked(config)
+
+
 def test_check_semantics_leaves_unknown_datasets_to_the_workflow():
     config = with_experiment(dataset="cifar10", batch_size=10**6)
     validate_config(config, SCHEMA)

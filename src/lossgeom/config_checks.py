@@ -569,7 +569,17 @@ def check_semantics(config: Mapping[str, Any], datasets: Mapping) -> None:
     _check_dynamics(config["dynamics"], datasets)
     _check_architectures(config["architectures"], datasets)
     _check_sweep(config["sweep"], config["bounds"], datasets)
-    top_k = config["curvature"]["top_k"]
+    curvature = config["curvature"]
+    if curvature["trace_method"] == "krylov" and curvature["method"] != "lanczos":
+        raise ConfigError(
+            "curvature.trace_method 'krylov' deflates the Lanczos basis of the eigenvalues, "
+            f"so it needs curvature.method 'lanczos' (got {curvature['method']!r})"
+        )
+    if curvature["trace_method"] == "hutchpp" and curvature["trace_matvecs"] < 6:
+        raise ConfigError(
+            f"curvature.trace_matvecs: Hutch++ needs at least 6 products, got {curvature['trace_matvecs']}"
+        )
+    top_k = curvature["top_k"]
     if "hessian" in config["landscape"]["directions"] and top_k < 2:
         raise ConfigError(
             "landscape.directions includes 'hessian', which needs curvature.top_k >= 2 "

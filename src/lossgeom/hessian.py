@@ -6,7 +6,8 @@ in evaluation mode. Flat vectors follow ``parameters_to_vector`` over the parame
 require gradients. The model's training mode and parameters are left exactly as found.
 
 This module is the model-facing part: the Hessian-vector product and :class:`HessianOperator`;
-:func:`top_eigenvalues`, :func:`trace` and :func:`spectral_density` build the operator and
+:func:`top_eigenvalues`, :func:`trace`, :func:`top_eigenvalues_and_trace` (one Lanczos run
+whose basis the trace deflates) and :func:`spectral_density` build the operator and
 hand its ``matvec`` to the model-agnostic estimators of :mod:`lossgeom.estimators` (whose
 result dataclasses, and :func:`lanczos`, are re-exported here).
 
@@ -45,6 +46,7 @@ from lossgeom.estimators import (
     hutchpp,
     krylov_hutchinson,
     lanczos,
+    lanczos_eigenpairs_and_trace,
     lanczos_top_eigenpairs,
     power_iteration,
     slq_density,
@@ -64,6 +66,7 @@ __all__ = [
     "lanczos",
     "spectral_density",
     "top_eigenvalues",
+    "top_eigenvalues_and_trace",
     "trace",
 ]
 
@@ -379,6 +382,68 @@ def trace(
         )
         n_hvp = operator.n_matvecs
     return replace(result, n_hvp=n_hvp, seconds=time.perf_counter() - start_time)
+
+
+def top_eigenvalues_and_trace(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Batches,
+    k: int = 1,
+    tol: float = 1e-4,
+    n_probes: int = 20,
+    seed: int = 0,
+    max_iter: int | None = None,
+    reuse_graph: bool = True,
+    criterion: str = "residual",
+) -> tuple[EigenResult, TraceResult]:
+    """The ``k`` largest Hessian eigenvalues and the trace, from one operator and one Lanczos run.
+
+    The eigenpairs equal :func:`top_eigenvalues` with ``method="lanczos"`` and the same
+    arguments; the trace deflates that run's Krylov basis and spends only ``n_probes``
+    further products on Hutchinson's estimator of the remainder
+    (:func:`lossgeom.estimators.lanczos_eigenpairs_and_trace`). Where :func:`top_eigenvalues`
+    and :func:`trace` would take ``m + n_matvecs`` products and build the graph twice, this
+    takes ``m + n_probes`` and builds it once; on the report's MLP, 20 probes gave the
+    standard error of Hutch++ with 60 products.
+
+    Args:
+        model: the network (see the module docstring for the Hessian meant).
+        loss_fn: ``loss_fn(outputs, targets)`` returning the batch's mean loss.
+        batches: a sequence of ``(inputs, targets)``.
+        k: how many eigenvalues.
+        tol: relative Ritz-residual tolerance.
+        n_probes: the trace's own Hessian-vector products (at least 2).
+        seed: seeds the Lanczos start and then the probes.
+        max_iter: Krylov dimension cap (default ``max(100, 20 k)``).
+        reuse_graph: keep the first-order graph between products (see :class:`HessianOperator`).
+        criterion: ``"residual"`` or ``"eigenvalue"`` (see :func:`top_eigenvalues`).
+
+    Returns:
+        ``(eigen, trace)``: ``eigen.seconds`` includes building the graph; ``trace.n_hvp`` and
+        ``trace.seconds`` count the probes alone.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if n_probes < 2:
+        raise ValueError(f"n_probes must be >= 2, got {n_probes}")
+    start_time = time.perf_counter()
+    with HessianOperator(model, loss_fn, batches, reuse_graph=reuse_graph) as operator:
+        if k > operator.dim:
+            raise ValueError(f"k={k} exceeds the number of parameters ({operator.dim})")
+        eig, tr = lanczos_eigenpairs_and_trace(
+            operator.matvec,
+            operator.dim,
+            k=k,
+            tol=tol,
+            n_probes=n_probes,
+            max_iter=max_iter,
+            seed=seed,
+            like=_template(operator),
+            criterion=criterion,
+        )
+    eig = replace(eig, vectors=eig.vectors.detach(),
+                  seconds=time.perf_counter() - start_time - tr.seconds)  # fmt: skip
+    return eig, tr
 
 
 def spectral_density(

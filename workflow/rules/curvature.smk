@@ -13,7 +13,7 @@ rule curvature:
         common=common_flags,
         weights=epoch_weights,
         curvature=cli_flags(CURVATURE),
-    threads: config["threads"]
+    threads: config["measure_threads"]
     resources:
         gpu=GPU_JOB,
     conda:
@@ -38,7 +38,7 @@ rule spectral_density:
         subset=SUBSET_FLAGS,
         weights=epoch_weights,
         density=cli_flags({**DENSITY, "chunk_size": CURVATURE["chunk_size"]}),
-    threads: config["threads"]
+    threads: config["measure_threads"]
     resources:
         gpu=GPU_JOB,
     conda:

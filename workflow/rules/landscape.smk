@@ -31,7 +31,7 @@ rule landscape:
         landscape=cli_flags(LANDSCAPE, exclude=("directions", "direction_seed")),
         # Each seed's directions get their own seed, derived from the configured one.
         seed=lambda w: LANDSCAPE["direction_seed"] + 7919 * int(w.seed),
-    threads: config["threads"]
+    threads: config["measure_threads"]
     resources:
         gpu=GPU_JOB,
     conda:
