@@ -15,8 +15,10 @@
 # epochs and tracks the training loss and the top Hessian eigenvalue (sharpness) per epoch.
 # Here every epoch's checkpoint, initialisation included, is measured for every seed:
 # losses and accuracies over the full training and test sets (eval mode), the top Hessian
-# eigenvalue by Lanczos and the Hessian trace by Hutch++ on a fixed training subset. Bands
-# span the seeds (minimum to maximum); lines are the means.
+# eigenvalue by Lanczos and the Hessian trace (by default Hutchinson's estimator on the
+# remainder of that Lanczos basis; Hutch++ or plain Hutchinson when `curvature.trace_method`
+# says so) on a fixed training subset. Bands span the seeds (minimum to maximum); lines are
+# the means.
 
 # %% tags=["parameters"]
 runs_table = "results/tables/runs.csv"
@@ -49,6 +51,9 @@ print(
     f"{training.experiment.nunique()} experiment(s), seeds {sorted(training.seed.unique().tolist())}"
 )
 print("curvature settings:", settings)
+TRACE_NAMES = {"krylov": "Hutchinson on the Lanczos remainder", "hutchpp": "Hutch++",
+               "hutchinson": "Hutchinson"}  # fmt: skip
+trace_name = TRACE_NAMES.get(settings.get("trace_method"), "stochastic estimate")
 
 
 def drop_lonely_legend(ax) -> None:
@@ -103,7 +108,7 @@ else:
     axes[1, 1].set(
         yscale="log",
         ylabel="Hessian trace (loss / parameter unit$^2$)",
-        title="Hessian trace (Hutch++)",
+        title=f"Hessian trace ({trace_name})",
     )
     for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -125,7 +130,7 @@ save_figure(fig, figure_png, figure_pdf)
 # **Figure.** Top left: training and test cross-entropy over the full sets. Top right: test
 # accuracy. Bottom left: the three largest Hessian eigenvalues of the training loss on the
 # curvature subset; `eig1` is the sharpness the report tracks. Bottom right: the Hessian
-# trace (Hutch++; the standard errors are in the table below). Only runs that completed are
+# trace (its estimator in the panel's title; the standard errors are in the table below). Only runs that completed are
 # drawn: a run that diverged or failed to train (its reason is printed at the top and written
 # under the figure) is left out of the figure and of every number below.
 #
