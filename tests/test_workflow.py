@@ -303,7 +303,7 @@ def test_one_figure_rebuilds_alone(smoke_run):
             {"curvture": {"top_k": 3}},
             "config key 'curvture' is not allowed at the top level; allowed: architectures, "
             "bounds, connectivity, curvature, data, density, device, dynamics, experiments, "
-            "landscape, seeds",
+            "landscape, measure_threads, seeds",
         ),
         (
             {"dynamics": {"eos": {"runs": {"tanh_mse": {"factors": [1.0]}}}}},
