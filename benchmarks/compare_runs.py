@@ -68,6 +68,11 @@ def main() -> int:
     parser.add_argument("--skip-quantity", action="append", default=[],
                         help="a label reported but not judged against --rtol")  # fmt: skip
     args = parser.parse_args()
+    for folder in (args.old, args.new):
+        if not folder.is_dir():
+            parser.error(f"{folder} is not a folder")
+    if not any(args.old.rglob("*.csv")):
+        parser.error(f"{args.old} holds no CSV tables")
     counts = {"equal": 0, "within": 0, "different": 0, "missing": 0}
     for path in sorted(args.old.rglob("*.csv")):
         relative = path.relative_to(args.old)

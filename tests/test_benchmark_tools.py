@@ -75,3 +75,10 @@ def test_compare_runs_tells_equal_within_and_different(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "new" / "seed0" / "curvature.csv", index=False)
     changed = run_compare(tmp_path / "old", tmp_path / "new", "--rtol", "1")
     assert changed.returncode == 1 and "DIFFERENT:" in changed.stdout
+
+
+def test_compare_runs_names_a_missing_or_empty_folder(tmp_path):
+    missing = run_compare(tmp_path / "nowhere", tmp_path)
+    assert missing.returncode == 2 and "nowhere is not a folder" in missing.stderr
+    empty = run_compare(tmp_path, tmp_path)
+    assert empty.returncode == 2 and "holds no CSV tables" in empty.stderr
