@@ -247,11 +247,16 @@ def test_measured_epochs_are_evenly_spaced_with_both_ends():
         measured_epochs(range(5), 1)
 
 
+def small_study_settings() -> StudySettings:
+    """Two seeds, few products and points: the whole study in seconds (also tests/test_cuda.py)."""
+    return StudySettings(seeds=(0, 1), curvature_size=64, n_iter=8, n_runs=2,
+                         density_points=20, map_resolution=3, map_iter=6, map_size=32,
+                         barrier_points=5, barrier_size=64, accuracy_target=0.2,
+                         accuracy_window=2)  # fmt: skip
+
+
 def test_measure_architecture_fills_every_table(tmp_path, synthetic_data):
-    settings = StudySettings(seeds=(0, 1), curvature_size=64, n_iter=8, n_runs=2,
-                             density_points=20, map_resolution=3, map_iter=6, map_size=32,
-                             barrier_points=5, barrier_size=64, accuracy_target=0.2,
-                             accuracy_window=2)  # fmt: skip
+    settings = small_study_settings()
     recipe = {"optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "epochs": 2,
               "batch_size": 32}  # fmt: skip
     tables = {}

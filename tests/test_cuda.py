@@ -99,3 +99,122 @@ def test_training_on_cuda_agrees_with_the_cpu_and_resumes_bitwise(synthetic_data
         gpu.model.state_dict().values(), again.model.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
+
+
+@needs_cuda
+def test_weight_matching_on_cuda_finds_the_cpu_permutations():
+    from lossgeom.connectivity import aligned_model, weight_matching
+
+    spec = {"name": "mlp", "input_dim": 6, "hidden": [9, 7], "num_classes": 3}
+    torch.manual_seed(0)
+    a, b = build_model(spec), build_model(spec)
+    cpu = weight_matching(a, b)
+    gpu = weight_matching(a.cuda(), b.cuda())
+    assert cpu.perms.keys() == gpu.perms.keys()
+    for group, perm in cpu.perms.items():
+        assert torch.equal(gpu.perms[group].cpu(), perm), group
+    aligned = aligned_model(a, b)  # both on the GPU now
+    for name, value in aligned.state_dict().items():
+        assert value.device.type == "cuda"
+        assert torch.equal(value.cpu(), cpu.state[name]), name
+
+
+def _blobs(n: int):
+    generator = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 12, generator=generator) * 0.5
+    x[:, 0] += 3.0 * (2 * y - 1)
+    return x, y
+
+
+@needs_cuda
+def test_sweep_training_and_measures_on_cuda_agree_with_the_cpu():
+    from test_bounds import small_settings
+
+    from lossgeom.data import Dataset
+    from lossgeom.sweep import (
+        AXES,
+        SweepSettings,
+        final_measures,
+        reparametrisation_rows,
+        sweep_models,
+        train_to_criterion,
+    )
+
+    values = {"dataset": "mnist", "lr": 0.05, "batch_size": 16, "width": 6, "depth": 2,
+              "weight_decay": 0.0, "train_size": 64, "init_scale": 1.0}  # fmt: skip
+    spec = sweep_models({"axes": {a: [values[a]] for a in AXES}, "seeds": [0]})[0]
+    settings = SweepSettings(stop_loss=0.05, max_steps=500, measure_size=64, noise_size=16,
+                             trace_matvecs=6, early_trace_matvecs=6)  # fmt: skip
+    x, y = _blobs(64)
+    runs, measures = {}, {}
+    for device in ("cpu", "cuda"):
+        xd, yd = x.to(device), y.to(device)
+        runs[device] = train_to_criterion(spec, xd, yd, 2, settings, log=lambda line: None)
+        data = Dataset(xd, yd, xd, yd, name="blobs")
+        measures[device] = final_measures(runs[device], data, settings, small_settings(), seed=0)
+    assert runs["cuda"].status == runs["cpu"].status == "reached"
+    assert runs["cuda"].steps == runs["cpu"].steps
+    assert torch.equal(runs["cuda"].initial.cpu(), runs["cpu"].initial)  # same initialisation
+    deterministic = ("eig1", "trace", "frobenius_sq", "distance_sq", "spectral_product",
+                     "path_norm", "margin", "gradient_noise", "params", "train_error")  # fmt: skip
+    for name in deterministic:  # the certificates' Monte Carlo draws differ between devices
+        assert measures["cuda"][name] == pytest.approx(measures["cpu"][name], rel=1e-2), name
+    data = Dataset(x.cuda(), y.cuda(), x.cuda(), y.cuda(), name="blobs")
+    rows = reparametrisation_rows(runs["cuda"], data, settings, small_settings(), [0.5, 2.0], 0)
+    assert rows and all(np.isfinite(r["value"]) for r in rows)
+
+
+@needs_cuda
+def test_architecture_study_runs_on_cuda_with_aligned_barriers(tmp_path, synthetic_data):
+    from test_architectures import small_study_settings
+
+    from lossgeom.architectures import measure_architecture
+
+    settings = small_study_settings()
+    spec = {"optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "epochs": 2,
+            "batch_size": 32, "model": {"name": "mlp", "input_dim": 784, "num_classes": 10,
+                                        "hidden": [8, 8], "residual": True}}  # fmt: skip
+    tables = {
+        device: measure_architecture(
+            "mlp",
+            spec,
+            synthetic_data,
+            settings,
+            tmp_path / device,
+            device=device,
+            log=lambda _: None,
+        )
+        for device in ("cpu", "cuda")
+    }
+    barriers = {d: {b["path"]: b["barrier"] for b in t.barriers} for d, t in tables.items()}
+    assert set(barriers["cuda"]) == {"linear", "aligned"}
+    for path, height in barriers["cuda"].items():
+        assert np.isfinite(height) and height == pytest.approx(barriers["cpu"][path], abs=0.05)
+    rows = {d: {(r["seed"], r["quantity"]) for r in t.rows} for d, t in tables.items()}
+    assert rows["cuda"] == rows["cpu"]
+
+
+@needs_cuda
+def test_connectivity_on_cuda_agrees_with_the_cpu(tmp_path):
+    from test_connectivity import data, mlp
+
+    from lossgeom.connectivity import measure_connectivity
+
+    settings = {"n_points": 4, "extrapolate": 0.1, "curve_points": 3, "curve_epochs": 1,
+                "curve_optimizer": "sgd", "curve_lr": 0.05, "curve_momentum": 0.9,
+                "curve_batch_size": 50, "curve_seed": 0, "plane_resolution": 3,
+                "plane_margin": 0.1, "aligned_curve": True}  # fmt: skip
+    x, y = data(200)
+    results = {}
+    for device in ("cpu", "cuda"):
+        a, b = mlp(0).to(device), mlp(1).to(device)
+        xd, yd = x.to(device), y.to(device)
+        results[device] = measure_connectivity(a, b, xd, yd, {"train": (xd[:100], yd[:100])},
+                                               xd[:100], checkpoint_dir=tmp_path / device,
+                                               **settings)  # fmt: skip
+    cpu, gpu = results["cpu"], results["cuda"]
+    assert list(gpu.bends) == list(cpu.bends) == ["bezier", "aligned_bezier"]
+    assert len(gpu.barriers) == len(cpu.barriers)
+    for got, expected in zip(gpu.barriers, cpu.barriers, strict=True):
+        assert got["barrier"] == pytest.approx(expected["barrier"], rel=1e-3, abs=1e-4), expected

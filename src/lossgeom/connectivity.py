@@ -975,7 +975,10 @@ def weight_matching(
     if (spec.axes != spec_b.axes or raw_a.keys() != raw_b.keys()
             or any(raw_a[k].shape != raw_b[k].shape for k in raw_a)):  # fmt: skip
         raise AlignmentError("the two models have different architectures")
-    state_a, state_b = spec.view(raw_a), spec.view(raw_b)
+    # The matching runs on CPU in float64 whatever the models' device (the assignment is
+    # scipy's); the permutations are applied to ``model_b``'s own tensors at the end.
+    state_a = spec.view({k: v.detach().cpu() for k, v in raw_a.items()})
+    state_b = spec.view({k: v.detach().cpu() for k, v in raw_b.items()})
     params = {n for n, _ in model_a.named_parameters()}
     sizes = spec.sizes(raw_a)
     perms = {g: torch.arange(sizes[g]) for g in spec.groups}

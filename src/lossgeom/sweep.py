@@ -260,7 +260,8 @@ def train_to_criterion(
     from lossgeom.training import evaluate
 
     start = time.perf_counter()
-    model = build_sweep_model(spec, int(np.prod(x.shape[1:])), num_classes)
+    # built on CPU (the same initial weights on every device), then moved to the data's device
+    model = build_sweep_model(spec, int(np.prod(x.shape[1:])), num_classes).to(x.device)
     initial = flat_parameters(model).detach().clone()
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=settings.momentum,
                                 weight_decay=spec.weight_decay)  # fmt: skip
@@ -277,7 +278,7 @@ def train_to_criterion(
     model.train()
     while status == "not_reached" and step < settings.max_steps:
         epoch += 1
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator).to(x.device)
         for i in range(0, n, spec.batch_size):
             batch = order[i : i + spec.batch_size]
             loss = F.cross_entropy(model(x[batch]), y[batch])
@@ -318,7 +319,9 @@ def path_norm(model: nn.Module) -> float:
     """
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     with torch.no_grad():
-        h = torch.ones(1, layers[0].in_features, dtype=torch.float64)
+        h = torch.ones(
+            1, layers[0].in_features, dtype=torch.float64, device=layers[0].weight.device
+        )
         for layer in layers:
             h = h @ layer.weight.double().pow(2).T
             if layer.bias is not None:
