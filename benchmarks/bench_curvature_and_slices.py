@@ -36,14 +36,22 @@ from lossgeom.runs import load_weights, training_subset
 from lossgeom.training import train
 
 
+def synchronize() -> None:
+    """Wait for queued GPU work, so that a wall-clock timer brackets the work itself."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def paired(first, second, repeats: int) -> tuple[float, float]:
     """Median times of two functions called alternately, so machine noise hits both alike."""
     first(), second()
     a, b = [], []
     for _ in range(repeats):
         for function, times in ((first, a), (second, b)):
+            synchronize()
             start = time.perf_counter()
             function()
+            synchronize()
             times.append(time.perf_counter() - start)
     return statistics.median(a), statistics.median(b)
 

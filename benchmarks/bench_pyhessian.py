@@ -47,7 +47,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench_curvature_and_slices import gradient_function, paired, ritz_history
+from bench_curvature_and_slices import gradient_function, paired, ritz_history, synchronize
 
 from lossgeom import estimators, hessian
 from lossgeom.data import chunks, load_dataset
@@ -85,7 +85,7 @@ class PyHessianStyle:
         may return True to end the stage (the oracle runs), replacing the tolerance rule."""
         values, vectors = [], []
         for stage in range(top_n):
-            v = _normalised([torch.randn(p.shape, generator=generator) for p in self.params])
+            v = _normalised([torch.randn(p.shape, generator=generator).to(p) for p in self.params])
             estimate = None
             for _ in range(max_iter):
                 for u in vectors:  # orthonormalise against the eigenvectors found
@@ -109,7 +109,7 @@ class PyHessianStyle:
     def trace(self, generator, max_iter=100, tol=1e-3):
         samples, mean = [], 0.0
         for _ in range(max_iter):
-            z = [2.0 * torch.randint(0, 2, p.shape, generator=generator).to(p.dtype) - 1.0
+            z = [2.0 * torch.randint(0, 2, p.shape, generator=generator).to(p) - 1.0
                  for p in self.params]  # fmt: skip
             samples.append(_dot(self.product(z), z))
             if abs(np.mean(samples) - mean) / (abs(mean) + 1e-6) < tol:
@@ -136,12 +136,14 @@ def pyhessian_oracle(model, x, y, exact, seed, lookahead=3):
     error has stayed within the finer target for ``lookahead`` products (at most 100)."""
     t0 = time.perf_counter()
     solver = PyHessianStyle(model, F.cross_entropy, x, y)
+    synchronize()
     built = time.perf_counter() - t0
     errors, stamps = [[], [], []], [[], [], []]
 
     def observe(stage, estimate):
         errors[stage].append(abs(estimate - exact[stage]) / exact[stage])
-        stamps[stage].append(time.perf_counter())  # the stage's products, timed
+        stamps[stage].append(time.perf_counter())  # the stage's products, timed (synchronised:
+        # ``estimate`` is a Python float)
         tail = errors[stage][-lookahead:]
         return len(tail) == lookahead and max(tail) <= min(TARGETS) / 2
 
@@ -166,6 +168,7 @@ def lanczos_oracle(model, batches, exact, seed, start, steps=22):
     stamps = []
     with hessian.HessianOperator(model, F.cross_entropy, batches) as operator:
         random = torch.randn(operator.dim, generator=torch.Generator().manual_seed(seed))
+        random = random.to(operator.device)
         vector = random / random.norm()
         if start == "gradient":
             gradient = operator.gradient()
@@ -173,6 +176,7 @@ def lanczos_oracle(model, batches, exact, seed, start, steps=22):
 
         def matvec(v):
             w = operator.matvec(v)
+            synchronize()
             stamps.append(time.perf_counter())
             return w
 
@@ -203,10 +207,12 @@ def setup(args):
         spec = {"model": {"name": "mlp", "hidden": [512]}, "epochs": 1, "batch_size": 128,
                 "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}}  # fmt: skip
         with tempfile.TemporaryDirectory() as scratch:
-            model = train(spec, data, seed=0, checkpoint_dir=scratch, progress=False).model
-    model.eval()
+            model = train(
+                spec, data, seed=0, checkpoint_dir=scratch, progress=False, device=args.device
+            ).model
+    model.to(args.device).eval()
     x, y = training_subset(data, args.samples, 2024)
-    return model, x, y
+    return model, x.to(args.device), y.to(args.device)
 
 
 def unit_costs(model, x, y, repeats):
@@ -225,7 +231,7 @@ def unit_costs(model, x, y, repeats):
         _, t_build = paired(gradient, lambda b=batches: hessian.HessianOperator(
             model, F.cross_entropy, b).close(), repeats)  # fmt: skip
         with hessian.HessianOperator(model, F.cross_entropy, batches) as operator:
-            v = torch.randn(operator.dim)
+            v = torch.randn(operator.dim, device=operator.device)
             _, t_product = paired(gradient, lambda o=operator, u=v: o.matvec(u), repeats)
         print(f"    lossgeom, chunks of {size:>6,}: graph {t_build / t_grad:.2f}, "
               f"product {t_product / t_grad:.2f}")  # fmt: skip
@@ -235,12 +241,14 @@ def reference(model, batches, probes):
     """Top-3 eigenvalues and the trace: 80 Lanczos steps, then deflated Hutchinson."""
     with hessian.HessianOperator(model, F.cross_entropy, batches) as operator:
         start = torch.randn(operator.dim, generator=torch.Generator().manual_seed(123))
+        start = start.to(operator.device)
         run = estimators.lanczos(operator.matvec, start, 80)
         exact = ritz_history(run.alpha, run.beta, 3)[-1]
         generator = torch.Generator().manual_seed(999)
         samples = []
         for _ in range(probes):
             z = 2.0 * torch.randint(0, 2, (operator.dim,), generator=generator).float() - 1.0
+            z = z.to(operator.device)
             z = z - run.basis.T @ (run.basis @ z)
             samples.append(float(z @ operator.matvec(z)))
     trace = float(run.alpha.sum()) + float(np.mean(samples))
@@ -282,7 +290,7 @@ def eigenvalue_section(model, x, y, batches, exact, seeds):
             for name, kwargs in runs.items():
                 r = hessian.top_eigenvalues(model, F.cross_entropy, batches, k=k, seed=s, **kwargs)
                 rows.setdefault(name, []).append(
-                    (r.n_hvp, r.seconds, relative_error(r.values.numpy(), exact))
+                    (r.n_hvp, r.seconds, relative_error(r.values.cpu().numpy(), exact))
                 )
         for name, row in rows.items():
             n, t, e = (statistics.median(c) for c in zip(*row, strict=True))
@@ -320,6 +328,7 @@ def main() -> None:
     parser.add_argument("--data", default="resources/mnist/mnist.pt")
     parser.add_argument("--weights", default=None, help="weight file (default: train 1 epoch)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=10_000, help="fewer only to try it out")
     parser.add_argument("--chunk-size", type=int, default=10_000)
@@ -334,7 +343,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     model, x, y = setup(args)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, report MLP, "
+    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {where}, {torch.get_num_threads()} threads, report MLP, "
           f"{len(x):,} MNIST samples, lossgeom chunks of {args.chunk_size:,}\n")  # fmt: skip
     unit_costs(model, x, y, args.repeats)
     batches = chunks(x, y, args.chunk_size)
