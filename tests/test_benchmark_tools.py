@@ -82,3 +82,19 @@ def test_compare_runs_names_a_missing_or_empty_folder(tmp_path):
     assert missing.returncode == 2 and "nowhere is not a folder" in missing.stderr
     empty = run_compare(tmp_path, tmp_path)
     assert empty.returncode == 2 and "holds no CSV tables" in empty.stderr
+
+
+def test_compare_devices_sets_differences_against_the_seed_spread(tmp_path):
+    devices = load("compare_devices")
+    first = pd.DataFrame({"experiment": "e", "seed": [0, 1, 2, 0, 1, 2], "epoch": [0] * 3 + [5] * 3,
+                          "quantity": "eig1", "value": [10.0, 11.0, 12.0, 1.0, 1.2, 1.4]})  # fmt: skip
+    second = first.assign(value=[10.0, 11.0, 12.0 * (1 + 1e-6), 1.1, 1.2, 1.4])
+    summary = {r["label"]: r for r in devices.rows(first, second, ["quantity"], ["seed"], "value")}
+    assert summary["e/0/eig1"]["rel"] == pytest.approx(1e-6, rel=1e-3)  # same initial weights
+    trained = summary["e/5/eig1"]
+    assert trained["max_diff"] == pytest.approx(0.1) and trained["sd_a"] == pytest.approx(0.2)
+    assert trained["per_sd"] == pytest.approx(0.5) and trained["mean_b"] == pytest.approx(3.7 / 3)
+    script = REPO / "benchmarks" / "compare_devices.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), str(tmp_path)],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 2 and "lacks training.csv" in result.stderr
