@@ -14,6 +14,8 @@ rule curvature:
         weights=epoch_weights,
         curvature=cli_flags(CURVATURE),
     threads: config["measure_threads"]
+    # The final epoch's vectors feed the slice jobs (rule landscape), which go first.
+    priority: lambda w: int(int(w.epoch) == epochs(w.experiment))
     resources:
         gpu=GPU_JOB,
     conda:

@@ -32,6 +32,9 @@ rule landscape:
         # Each seed's directions get their own seed, derived from the configured one.
         seed=lambda w: LANDSCAPE["direction_seed"] + 7919 * int(w.seed),
     threads: config["measure_threads"]
+    # Ahead of the other one-thread jobs (with the final curvature it needs): a slice job is the
+    # longest of them, and started last it ran alone on one of two cores for minutes.
+    priority: 1
     resources:
         gpu=GPU_JOB,
     conda:
