@@ -119,34 +119,24 @@ def test_weight_matching_on_cuda_finds_the_cpu_permutations():
         assert torch.equal(value.cpu(), cpu.state[name]), name
 
 
-def _blobs(n: int):
-    generator = torch.Generator().manual_seed(0)
-    y = torch.arange(n) % 2
-    x = torch.randn(n, 12, generator=generator) * 0.5
-    x[:, 0] += 3.0 * (2 * y - 1)
-    return x, y
-
-
 @needs_cuda
 def test_sweep_training_and_measures_on_cuda_agree_with_the_cpu():
     from test_bounds import small_settings
+    from test_sweep import blobs
+    from test_sweep import spec as sweep_spec
 
     from lossgeom.data import Dataset
     from lossgeom.sweep import (
-        AXES,
         SweepSettings,
         final_measures,
         reparametrisation_rows,
-        sweep_models,
         train_to_criterion,
     )
 
-    values = {"dataset": "mnist", "lr": 0.05, "batch_size": 16, "width": 6, "depth": 2,
-              "weight_decay": 0.0, "train_size": 64, "init_scale": 1.0}  # fmt: skip
-    spec = sweep_models({"axes": {a: [values[a]] for a in AXES}, "seeds": [0]})[0]
+    spec = sweep_spec(width=6, depth=2)
     settings = SweepSettings(stop_loss=0.05, max_steps=500, measure_size=64, noise_size=16,
                              trace_matvecs=6, early_trace_matvecs=6)  # fmt: skip
-    x, y = _blobs(64)
+    x, y = blobs(64)
     runs, measures = {}, {}
     for device in ("cpu", "cuda"):
         xd, yd = x.to(device), y.to(device)
