@@ -340,6 +340,8 @@ def main() -> None:
         "--sections", nargs="+", choices=["eigenvalues", "trace"], default=["eigenvalues", "trace"]
     )
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     model, x, y = setup(args)
