@@ -198,17 +198,55 @@ def test_all_kinds_in_one_pass_equal_separate_slices_bitwise(spec):
                 np.testing.assert_allclose(record["value"], reference, rtol=1e-5)
 
 
-def test_the_direct_tail_is_bitwise_the_models_forward():
+def test_the_batched_tail_is_the_models_forward_per_point():
     from torch.func import functional_call
 
-    from lossgeom.landscape import _mlp_tail, _plain_tail
+    from lossgeom.landscape import _mlp_tail_batched, _plain_tail
 
-    for spec in ({"hidden": [16, 8]}, {"hidden": [8, 8], "residual": True, "activation": "gelu"}):
+    for spec in ({"hidden": [16, 8]}, {"hidden": [8, 8], "residual": True, "activation": "gelu"},
+                 {"hidden": [6]}):  # fmt: skip
         torch.manual_seed(2)
         model = build_model({"name": "mlp", "input_dim": 20, "num_classes": 5, **spec}).eval()
         assert _plain_tail(model)
-        params = {n: p.detach() + 0.1 for n, p in model.named_parameters()}
-        z = torch.randn(30, spec["hidden"][0])
-        expected = functional_call(model, params, (None,), {"first_preactivation": z.clone()})
-        assert torch.equal(_mlp_tail(model, params, z.clone()), expected)
+        points = [{n: p.detach() + 0.1 * k for n, p in model.named_parameters()}
+                  for k in range(3)]  # fmt: skip
+        z = torch.randn(3, 30, spec["hidden"][0])
+        stacked = {n: torch.stack([point[n] for point in points]) for n in points[0]}
+        logits = _mlp_tail_batched(model, stacked, z.clone())
+        for k, point in enumerate(points):
+            expected = functional_call(model, point, (None,), {"first_preactivation": z[k].clone()})
+            torch.testing.assert_close(logits[k], expected, rtol=1e-6, atol=1e-6)
     assert not _plain_tail(build_model({"name": "mlp", "input_dim": 20, "norm": "batchnorm"}))
+
+
+def test_slice_plan_walks_grid_rows_and_profiles_in_blocks():
+    from lossgeom.landscape import BLOCK_POINTS, _slice_plan
+
+    varying, runs = _slice_plan(grid_2d(3, 1.0))  # alpha slowest: rows of fixed alpha
+    assert varying == 1 and runs == [[(0, 3)], [(3, 6)], [(6, 9)]]
+    axis = grid_1d(2 * BLOCK_POINTS + 1, 0.5)
+    profile = np.stack([np.zeros_like(axis), axis], 1)  # beta varies, alpha fixed at 0
+    varying, runs = _slice_plan(profile[:, ::-1].copy())  # now alpha varies
+    assert varying == 0
+    assert runs == [[(0, BLOCK_POINTS), (BLOCK_POINTS, 2 * BLOCK_POINTS),
+                     (2 * BLOCK_POINTS, 2 * BLOCK_POINTS + 1)]]  # fmt: skip
+    assert _slice_plan(np.zeros((2, 0))) == (None, [[(0, 2)]])
+    scattered = np.array([[0.1, 0.2], [0.3, 0.4], [0.3, 0.5]])  # no shared coefficients
+    assert _slice_plan(scattered) == (1, [[(0, 1)], [(1, 3)]])
+
+
+@pytest.mark.parametrize("points", [
+    grid_1d(11, 0.7)[:, None],                                        # a 1D slice
+    np.stack([grid_1d(11, 0.7), np.zeros(11)], 1),                   # a profile in a 2D plane
+    np.random.default_rng(0).normal(size=(13, 2)),                    # points with no structure
+    np.stack([np.linspace(0, 1, 9), np.linspace(0, 1, 9) ** 2], 1),  # a Bezier curve's (t, t^2)
+])  # fmt: skip
+def test_blocked_plain_mlp_slices_match_the_per_point_loop(points):
+    torch.manual_seed(3)
+    model = build_model({"name": "mlp", "input_dim": 20, "hidden": [32], "num_classes": 5})
+    x, y = torch.randn(90, 20), torch.randint(0, 5, (90,))
+    directions = [random_direction(model, s) for s in range(points.shape[1])]
+    loss, acc = evaluate_slice(model, directions, points, x, y, chunk_size=40)
+    ref_loss, ref_acc = evaluate_slice_reference(model, directions, points, x, y)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acc, ref_acc, atol=1e-9)
