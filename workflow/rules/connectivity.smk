@@ -19,7 +19,10 @@ rule connectivity:
         b=lambda w: pair_weights(w, "b"),
         connectivity=cli_flags(CONNECTIVITY, exclude=("pairs",)),
         checkpoints=pair_checkpoints,
-    threads: config["threads"]
+    # One thread like the other measuring jobs: a two-thread job waits for both cores to be
+    # free at once, and the one-thread jobs kept one of them busy (94 s with a core idle in the
+    # replication run of 2026-11-30). Its Bezier bends then train on one thread.
+    threads: config["measure_threads"]
     resources:
         gpu=GPU_JOB,
     conda:

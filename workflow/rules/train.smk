@@ -15,6 +15,9 @@ rule train:
         checkpoints=checkpoint_root,
         check=cli_flags(config["training_check"]),
     threads: config["threads"]
+    # The runs train first: a two-thread job waits until both cores are free, and with the
+    # one-thread jobs of the first run filling them the other runs started minutes late.
+    priority: 2
     resources:
         gpu=GPU_JOB,
     conda:
