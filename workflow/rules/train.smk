@@ -17,7 +17,9 @@ rule train:
     threads: config["threads"]
     # The runs train first: a two-thread job waits until both cores are free, and with the
     # one-thread jobs of the first run filling them the other runs started minutes late.
-    priority: 2
+    # Snakemake's ILP scheduler weighs the sum of the priorities it starts at once, so 3 beats
+    # any two of the priority-1 jobs (slices, final curvature) that are ready alongside.
+    priority: 3
     resources:
         gpu=GPU_JOB,
     conda:
