@@ -191,15 +191,13 @@ def evaluate_slices(
                 f"coefficients must have shape (G, {len(indices)}), got {coefficients.shape}"
             )
         chosen = [split[i] for i in indices]
-        points = [_point_parameters(base, chosen, c, first) for c in coefficients]
         if direct:  # per run and block: the varying coefficients and stacked tail parameters
             varying, runs = _slice_plan(coefficients)
             work = (varying, [[(lo, hi, _block_scales(coefficients, varying, lo, hi, named[0][1]),
-                                {name: torch.stack([points[g][name] for g in range(lo, hi)])
-                                 for name in points[lo]}) for lo, hi in run]
-                              for run in runs])  # fmt: skip
+                                _block_parameters(base, chosen, coefficients[lo:hi], first))
+                               for lo, hi in run] for run in runs])  # fmt: skip
         else:
-            work = points
+            work = [_point_parameters(base, chosen, c, first) for c in coefficients]
         # sums in float64 on the data's device: no host synchronisation per point (on a GPU
         # that, not the arithmetic, bounds the throughput); each chunk's float32 sum is added
         # in float64 as a Python float would be, so the values are those of a host sum
@@ -225,6 +223,17 @@ def evaluate_slices(
                     _per_point_chunk(model, first_layer, indices, coefficients, work, xb, yb,
                                      total_loss, correct)  # fmt: skip
     return [(job[3].cpu().numpy() / x.shape[0], job[4].cpu().numpy() / x.shape[0]) for job in jobs]
+
+
+def _block_parameters(
+    base: dict[str, Tensor],
+    directions: list[dict[str, Tensor]],
+    coefficients: np.ndarray,
+    skip: set[str],
+) -> dict[str, Tensor]:
+    """The block's points' parameters (those not in ``skip``), stacked along a first axis."""
+    points = [_point_parameters(base, directions, c, skip) for c in coefficients]
+    return {name: torch.stack([point[name] for point in points]) for name in points[0]}
 
 
 def _block_scales(
