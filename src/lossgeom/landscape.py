@@ -174,7 +174,8 @@ def evaluate_slices(
         slices: per slice, the indices of its directions and its ``(G, r)`` coefficients.
         x: inputs of the samples the loss averages over.
         y: their integer class labels.
-        chunk_size: samples per chunk (about 1,000 keep a chunk's products in cache).
+        chunk_size: samples per chunk (about 1,000 keep a chunk's products in cache; a
+            plain MLP's block holds ``BLOCK_POINTS * chunk_size * width`` values on top).
 
     Returns:
         ``(loss, accuracy)`` per slice, each of shape ``(G,)``.
